@@ -1,0 +1,82 @@
+"""The API's Starlette app factory. It talks to the system database through DBOSClient and the
+read-only queries in services/common/sql.py; it never imports worker code or launches DBOS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dbos import DBOSClient
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.api import openapi
+from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
+from services.api.errors import EXCEPTION_HANDLERS, error_response
+from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
+from services.api.queue_metrics import QueueCollector, QueueStatsCache
+from services.api.routes import health, page, queues, workflows
+from services.common.names import APP_NAME
+from services.common.settings import Settings
+from services.common.sql import WorkflowQueries, create_engine
+
+log = logging.getLogger("queue_worker.api")
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def make_client(settings: Settings) -> DBOSClient:
+    return DBOSClient(
+        system_database_url=settings.database_url,
+        application_name=APP_NAME,
+        system_database_pool_size=settings.api_pool_size,
+        # Fail fast (503) instead of blocking a request until the database returns.
+        retry_connection_errors=False,
+        lazy=True,
+    )
+
+
+async def _body_too_large(_: Request, __: Exception) -> Response:
+    return error_response(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
+    queries = WorkflowQueries(create_engine(settings.database_url, pool_size=settings.api_pool_size))
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
+    http_metrics = register_http_metrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.client = client if client is not None else make_client(settings)
+        log.info("api ready", extra={"database": settings.redacted_database_url})
+        try:
+            yield
+        finally:
+            app.state.client.destroy()
+            queries.engine.dispose()
+
+    app = Starlette(
+        routes=[
+            *workflows.routes,
+            *queues.routes,
+            *health.routes,
+            *openapi.routes,
+            *page.routes,
+        ],
+        middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=http_metrics),
+            Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
+        ],
+        exception_handlers={**EXCEPTION_HANDLERS, BodyTooLarge: _body_too_large},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.queries = queries
+    app.state.metrics_registry = registry
+    return app

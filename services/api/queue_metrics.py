@@ -1,0 +1,83 @@
+"""Queue gauges for the API's /metrics, computed in SQL and cached briefly.
+
+The cache means frequent scrapes from many API replicas cost the database at most one grouped,
+index-only count per replica per METRICS_CACHE_SECONDS. Every known or registered queue is
+exported with zeros included, so a series never vanishes while its queue is idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.common.names import KNOWN_QUEUES
+from services.common.sql import QueueStats, WorkflowQueries
+
+log = logging.getLogger("queue_worker.api")
+
+
+class QueueStatsCache:
+    def __init__(self, queries: WorkflowQueries, ttl_sec: float) -> None:
+        self._queries = queries
+        self._ttl = ttl_sec
+        self._lock = threading.Lock()
+        self._stats: list[QueueStats] = []
+        self._fetched_at = -1e18
+        self.last_ok = False
+
+    def get(self) -> list[QueueStats]:
+        """Fresh or cached stats. On a database error: the last good values, with last_ok False."""
+        with self._lock:
+            if time.monotonic() - self._fetched_at < self._ttl:
+                return self._stats
+            try:
+                self._stats = self._queries.queue_stats(KNOWN_QUEUES)
+                self.last_ok = True
+            except Exception as exc:
+                log.warning("queue stats query failed", extra={"error": type(exc).__name__})
+                self.last_ok = False
+            self._fetched_at = time.monotonic()
+            return self._stats
+
+
+class QueueCollector(Collector):
+    def __init__(self, cache: QueueStatsCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._cache.get()
+        now_ms = int(time.time() * 1000)
+        depth = GaugeMetricFamily(
+            "queue_worker_queue_depth", "Workflows waiting in the queue (ENQUEUED).", labels=["queue"]
+        )
+        in_flight = GaugeMetricFamily(
+            "queue_worker_queue_in_flight",
+            "Workflows dequeued and running (PENDING).",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            "queue_worker_queue_oldest_age_seconds",
+            "Age of the oldest ENQUEUED workflow in the queue; 0 when empty.",
+            labels=["queue"],
+        )
+        names = {s.name for s in stats}
+        for s in stats:
+            depth.add_metric([s.name], s.enqueued)
+            in_flight.add_metric([s.name], s.pending)
+            oldest.add_metric([s.name], s.oldest_enqueued_age_sec(now_ms))
+        for name in KNOWN_QUEUES:
+            if name not in names:  # no successful query yet: still export the series
+                depth.add_metric([name], 0)
+                in_flight.add_metric([name], 0)
+                oldest.add_metric([name], 0)
+        up = GaugeMetricFamily(
+            "queue_worker_queue_stats_up",
+            "1 if the last queue statistics query succeeded, 0 if the values are stale.",
+        )
+        up.add_metric([], 1 if self._cache.last_ok else 0)
+        yield from (depth, in_flight, oldest, up)

@@ -1,0 +1,1 @@
+"""Code shared by the API and the worker: settings, names, SQL over the dbos schema, logging."""

@@ -1,0 +1,37 @@
+"""`queue-worker migrate`: create or upgrade the DBOS system schema (Postgres or SQLite)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from services.common.logs import configure_logging
+from services.common.settings import Settings
+
+log = logging.getLogger("queue_worker.migrate")
+
+
+def migrate(settings: Settings, *, app_role: str | None = None) -> int:
+    configure_logging(settings.log_level, settings.log_format, "migrate")
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        parent = Path(url.database).expanduser().resolve().parent
+        if not parent.is_dir():
+            log.error("the SQLite file's directory does not exist", extra={"dir": str(parent)})
+            return 1
+    if app_role is not None and settings.is_sqlite:
+        log.error("--app-role applies to Postgres only")
+        return 2
+    started = time.monotonic()
+    log.info("migrating", extra={"database": settings.redacted_database_url, "app_role": app_role})
+    try:
+        DBOS.migrate(settings.database_url, application_role=app_role)
+    except Exception as exc:
+        log.error("migration failed", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
+        return 1
+    log.info("schema is up to date", extra={"seconds": round(time.monotonic() - started, 2)})
+    return 0

@@ -1,0 +1,27 @@
+"""Names both services must agree on. The API enqueues by name and never imports worker code."""
+
+from typing import Final
+
+# DBOS application name: the worker's config name and the API client's application_name, so
+# every row the API writes is owned by the application whose workers run it.
+APP_NAME: Final = "queue-worker"
+
+# The demo workflow (same names as the DBOS queue-worker example).
+WORKFLOW_QUEUE: Final = "workflow-queue"
+DEMO_WORKFLOW: Final = "workflow"
+PROGRESS_EVENT: Final = "workflow_progress"
+
+# Every queue this application registers. The API and /metrics report each of them, with zeros,
+# even before a worker has registered it. Add your queues here and in services/worker/queues.py.
+KNOWN_QUEUES: Final[tuple[str, ...]] = (WORKFLOW_QUEUE,)
+
+# Terminal and in-flight states, as DBOS writes them into workflow_status.status.
+WORKFLOW_STATUSES: Final[tuple[str, ...]] = (
+    "ENQUEUED",
+    "DELAYED",
+    "PENDING",
+    "SUCCESS",
+    "ERROR",
+    "CANCELLED",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+)

@@ -1,0 +1,156 @@
+"""Typed settings, parsed once from the environment at start-up.
+
+Every value has a default that works on a laptop; a bad value fails fast with one line that names
+the variable, the value and what was expected (see SettingsError).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///dbos_queue_worker.sqlite"
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed. str(err) is a one-line message for users."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    # Worker side.
+    worker_concurrency: int
+    polling_interval_sec: float
+    shutdown_grace_sec: float
+    app_version: str
+    executor_id: str
+    run_migrations: bool
+    # API side.
+    max_num_steps: int
+    default_step_seconds: float
+    api_pool_size: int
+    metrics_cache_sec: float
+    # Both.
+    log_level: str
+    log_format: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def redacted_database_url(self) -> str:
+        """The URL with its password hidden, for logs."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def _int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is out of range (expected {lo}..{hi})")
+    return value
+
+
+def _float(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:  # also rejects nan
+        raise SettingsError(f"{name}={value} is out of range (expected {lo}..{hi})")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (expected true or false)")
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in choices:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return lowered
+
+
+# Kubernetes pod names and image tags fit this; it keeps odd bytes out of the executor_id column.
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+
+
+def _label(name: str, raw: str) -> str:
+    if not _LABEL.match(raw):
+        raise SettingsError(
+            f"{name}={raw!r} must be 1-128 characters of letters, digits and . _ : + -"
+        )
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    name = "DBOS_SYSTEM_DATABASE_URL"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(f"{name} is not a database URL (got {raw!r})") from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise SettingsError(
+            f"{name} must start with postgresql:// or sqlite:/// (got {url.drivername}://...)"
+        )
+    if url.get_backend_name() == "sqlite" and not url.database:
+        raise SettingsError(f"{name} must name a SQLite file, e.g. {DEFAULT_DATABASE_URL}")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
+    source = os.environ if env is None else env
+
+    def get(name: str, default: str, parse: Callable[[str, str], T]) -> T:
+        raw = source.get(name)
+        if raw is None or raw == "":
+            raw = default
+        return parse(name, raw)
+
+    from services import __version__
+
+    return Settings(
+        database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
+        worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
+        polling_interval_sec=get(
+            "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
+        ),
+        shutdown_grace_sec=get(
+            "WORKER_SHUTDOWN_GRACE_SECONDS", "30", lambda n, r: _float(n, r, 0.0, 3600.0)
+        ),
+        # The chart sets both from the image tag and the pod name; DBOS reads the same names.
+        app_version=get("DBOS__APPVERSION", __version__, _label),
+        executor_id=get("DBOS__VMID", "local", _label),
+        run_migrations=get("RUN_MIGRATIONS", "true", _bool),
+        max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
+        default_step_seconds=get(
+            "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
+        ),
+        api_pool_size=get("API_DB_POOL_SIZE", "10", lambda n, r: _int(n, r, 1, 200)),
+        metrics_cache_sec=get("METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)),
+        log_level=get(
+            "LOG_LEVEL",
+            "info",
+            lambda n, r: _choice(n, r, ("debug", "info", "warning", "error")),
+        ),
+        log_format=get("LOG_FORMAT", "json", lambda n, r: _choice(n, r, ("json", "text"))),
+    )

@@ -1,0 +1,113 @@
+"""`queue-worker worker`: launch DBOS, register queues, serve health, and shut down gracefully.
+
+Shutdown (SIGTERM from Kubernetes, or Ctrl-C): readiness turns false at once, DBOS stops dequeuing,
+in-flight workflows get up to WORKER_SHUTDOWN_GRACE_SECONDS to finish, then the process exits 0.
+A workflow still running after the grace period stays PENDING under this executor id and is
+recovered by DBOS when a worker with the same executor id and version starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from dbos import DBOS, DBOSConfig
+
+from services.common.logs import configure_logging
+from services.common.names import APP_NAME
+from services.common.settings import Settings
+from services.common.sql import WorkflowQueries, create_engine
+from services.worker.health_server import HealthServer, build_health_app
+from services.worker.metrics import WorkerMetrics
+
+log = logging.getLogger("queue_worker.worker")
+
+
+def dbos_config(settings: Settings) -> DBOSConfig:
+    return {
+        "name": APP_NAME,
+        "system_database_url": settings.database_url,
+        "application_version": settings.app_version,
+        "executor_id": settings.executor_id,
+        "run_migrations": settings.run_migrations,
+        "log_level": settings.log_level.upper(),
+        # Enough pool for every in-flight workflow plus the queue and recovery threads.
+        "sys_db_pool_size": max(10, settings.worker_concurrency + 5),
+    }
+
+
+def launch(settings: Settings) -> None:
+    """Register workflows, launch DBOS and register the queues (the order dbos 3.4 requires)."""
+    import services.worker.workflows  # noqa: F401  (importing registers the workflows)
+    from services.worker.queues import register_queues
+
+    DBOS(config=dbos_config(settings))
+    # DBOS installs its own console handler at construction; route it through ours instead.
+    configure_logging(settings.log_level, settings.log_format, "worker")
+    DBOS.launch()
+    register_queues(settings)
+
+
+def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> int:
+    configure_logging(settings.log_level, settings.log_format, "worker")
+    stop = threading.Event()
+    draining = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting now without waiting for workflows")
+            os._exit(1)
+        log.info("shutdown requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    queries = WorkflowQueries(create_engine(settings.database_url, pool_size=2))
+
+    def is_ready() -> tuple[bool, str]:
+        if draining.is_set():
+            return False, "draining"
+        try:
+            queries.ping()
+        except Exception as exc:
+            return False, f"database unreachable: {type(exc).__name__}"
+        return True, "ok"
+
+    metrics = WorkerMetrics(settings)
+    server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
+    server.start()
+
+    log.info(
+        "worker starting",
+        extra={
+            "database": settings.redacted_database_url,
+            "executor_id": settings.executor_id,
+            "app_version": settings.app_version,
+            "worker_concurrency": settings.worker_concurrency,
+            "polling_interval_sec": settings.polling_interval_sec,
+            "metrics_port": metrics_port,
+        },
+    )
+    launch(settings)
+    log.info("worker ready")
+    stop.wait()
+
+    draining.set()
+    started = time.monotonic()
+    log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
+    # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
+    DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
+    server.stop()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Workflow threads that outlived the grace period are non-daemon executor threads; a normal
+    # interpreter exit would wait for them. Their rows stay PENDING for recovery, so leave now.
+    os._exit(0)
