@@ -1,0 +1,43 @@
+# Every target the README names. The venv lives in .venv; `make install` (re)creates it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: help install dev test test-fast lint typecheck check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/queue-worker: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/queue-worker  ## create .venv and install the project with its dev/test tools
+
+dev: install  ## run the API and one worker on SQLite; open http://localhost:$(PORT)
+	$(BIN)/queue-worker dev --port $(PORT)
+
+test: install  ## install what the tests need (Chromium, Postgres check) and run every test
+	./scripts/test-deps.sh
+	$(BIN)/pytest
+
+test-fast: install  ## unit tests only (no database, no browser)
+	$(BIN)/pytest tests/unit
+
+lint: install  ## ruff format check and lint
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: install  ## mypy --strict
+	$(BIN)/mypy
+
+check: lint typecheck  ## everything CI checks before the tests
+
+bench: install  ## benchmarks; results in bench/results/
+	$(BIN)/python -m bench
+
+clean:  ## remove the venv, caches and the dev SQLite file
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dbos_queue_worker.sqlite*

@@ -1,0 +1,179 @@
+"""Helpers shared by the test suites: real processes of the real CLI on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll until predicate() is truthy; return its value or fail the test with `what`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class ServiceProcess:
+    """One `queue-worker <command>` child process with its output captured to a log file."""
+
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_http_ok(self, url: str, timeout: float = 60.0) -> None:
+        def ok() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.args[0]} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ok, timeout=timeout, what=f"{url} to answer 200")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait; returns the exit code (kills and fails if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.args[0]} ignored SIGTERM for {timeout}s") from None
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        "DBOS_SYSTEM_DATABASE_URL": database_url,
+        "LOG_FORMAT": "text",
+        "WORKER_POLLING_INTERVAL_SECONDS": "0.2",
+        "DEFAULT_STEP_SECONDS": "0.05",
+        "METRICS_CACHE_SECONDS": "0",
+    }
+    env.update(extra)
+    return env
+
+
+class Stack:
+    """A real API process and zero or more real worker processes sharing one database."""
+
+    def __init__(self, database_url: str, workdir: Path, **env: str) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        self.env = service_env(database_url, **env)
+        self.api_port = free_port()
+        self.api: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
+        self.worker_ports: list[int] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start_api(self) -> ServiceProcess:
+        self.api = ServiceProcess(
+            ["api", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            self.env,
+            self.workdir / "api.log",
+        )
+        self.api.wait_http_ok(f"{self.base_url}/readyz")
+        return self.api
+
+    def start_worker(self, executor_id: str | None = None, **env: str) -> ServiceProcess:
+        port = free_port()
+        n = len(self.workers)
+        worker_env = {**self.env, "DBOS__VMID": executor_id or f"test-worker-{n}", **env}
+        worker = ServiceProcess(
+            ["worker", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)],
+            worker_env,
+            self.workdir / f"worker-{n}.log",
+        )
+        worker.wait_http_ok(f"http://127.0.0.1:{port}/healthz")
+        # /healthz answers before DBOS has launched; wait for readiness and the queue registration.
+        worker.wait_http_ok(f"http://127.0.0.1:{port}/readyz")
+        wait_for(
+            lambda: "worker ready" in worker.log(), timeout=60, what="the worker to launch DBOS"
+        )
+        self.workers.append(worker)
+        self.worker_ports.append(port)
+        return worker
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def stop(self) -> None:
+        for proc in [*self.workers, *([self.api] if self.api else [])]:
+            if proc.proc.poll() is None:
+                try:
+                    proc.terminate(timeout=20)
+                except AssertionError:
+                    pass
+
+
+def enqueue(client: httpx.Client, num_steps: int, **fields: Any) -> str:
+    resp = client.post("/api/workflows", json={"num_steps": num_steps, **fields})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["workflow_id"])
+
+
+def wait_status(
+    client: httpx.Client, workflow_id: str, statuses: set[str], timeout: float = 60.0
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/workflows/{workflow_id}").json()
+        return body if body.get("workflow_status") in statuses else None
+
+    result: dict[str, Any] = wait_for(
+        check, timeout=timeout, interval=0.1, what=f"{workflow_id} to reach {statuses}"
+    )
+    return result
