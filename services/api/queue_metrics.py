@@ -3,6 +3,9 @@
 The cache means frequent scrapes from many API replicas cost the database at most one grouped,
 index-only count per replica per METRICS_CACHE_SECONDS. Every known or registered queue is
 exported with zeros included, so a series never vanishes while its queue is idle.
+
+Every API replica exports the same values: aggregate them with max, never sum (the recording rule
+queue_worker:queue_backlog:max in deploy/prometheus/ does; it feeds the autoscaler).
 """
 
 from __future__ import annotations
@@ -29,20 +32,31 @@ class QueueStatsCache:
         self._stats: list[QueueStats] = []
         self._fetched_at = -1e18
         self.last_ok = False
+        # Wall time of the last query, successful or not (seconds).
+        self.last_duration_sec = 0.0
+        # time.time() of the last successful query; 0 before the first.
+        self.last_success_unix = 0.0
 
     def get(self) -> list[QueueStats]:
         """Fresh or cached stats. On a database error: the last good values, with last_ok False."""
         with self._lock:
             if time.monotonic() - self._fetched_at < self._ttl:
                 return self._stats
+            started = time.perf_counter()
             try:
                 self._stats = self._queries.queue_stats(KNOWN_QUEUES)
                 self.last_ok = True
+                self.last_success_unix = time.time()
             except Exception as exc:
                 log.warning("queue stats query failed", extra={"error": type(exc).__name__})
                 self.last_ok = False
+            self.last_duration_sec = time.perf_counter() - started
             self._fetched_at = time.monotonic()
             return self._stats
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
 
 
 class QueueCollector(Collector):
@@ -52,32 +66,47 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stats = self._cache.get()
         now_ms = int(time.time() * 1000)
-        depth = GaugeMetricFamily(
-            "queue_worker_queue_depth", "Workflows waiting in the queue (ENQUEUED).", labels=["queue"]
+        depth = _gauge(
+            "queue_worker_queue_depth", "Workflows waiting in the queue (ENQUEUED).", ["queue"]
         )
-        in_flight = GaugeMetricFamily(
-            "queue_worker_queue_in_flight",
-            "Workflows dequeued and running (PENDING).",
-            labels=["queue"],
+        in_flight = _gauge(
+            "queue_worker_queue_in_flight", "Workflows dequeued and running (PENDING).", ["queue"]
         )
-        oldest = GaugeMetricFamily(
+        oldest = _gauge(
             "queue_worker_queue_oldest_age_seconds",
             "Age of the oldest ENQUEUED workflow in the queue; 0 when empty.",
-            labels=["queue"],
+            ["queue"],
+        )
+        concurrency = _gauge(
+            "queue_worker_queue_worker_concurrency",
+            "Per-worker concurrency the queue was registered with (registered queues only).",
+            ["queue"],
         )
         names = {s.name for s in stats}
         for s in stats:
             depth.add_metric([s.name], s.enqueued)
             in_flight.add_metric([s.name], s.pending)
             oldest.add_metric([s.name], s.oldest_enqueued_age_sec(now_ms))
+            if s.worker_concurrency is not None:
+                concurrency.add_metric([s.name], s.worker_concurrency)
         for name in KNOWN_QUEUES:
             if name not in names:  # no successful query yet: still export the series
                 depth.add_metric([name], 0)
                 in_flight.add_metric([name], 0)
                 oldest.add_metric([name], 0)
-        up = GaugeMetricFamily(
+        up = _gauge(
             "queue_worker_queue_stats_up",
             "1 if the last queue statistics query succeeded, 0 if the values are stale.",
         )
         up.add_metric([], 1 if self._cache.last_ok else 0)
-        yield from (depth, in_flight, oldest, up)
+        duration = _gauge(
+            "queue_worker_queue_stats_query_duration_seconds",
+            "Wall time of the last queue statistics query (cached scrapes do not query).",
+        )
+        duration.add_metric([], self._cache.last_duration_sec)
+        last_success = _gauge(
+            "queue_worker_queue_stats_last_success_timestamp_seconds",
+            "Unix time of the last successful queue statistics query; 0 before the first.",
+        )
+        last_success.add_metric([], self._cache.last_success_unix)
+        yield from (depth, in_flight, oldest, concurrency, up, duration, last_success)

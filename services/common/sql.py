@@ -60,6 +60,13 @@ GROUP BY queue_name, status
 
 _ATTRIBUTES = "SELECT attributes FROM {s}workflow_status WHERE workflow_uuid = :workflow_id"
 
+# One row by primary key, for the worker's queue-wait and duration metrics.
+_WORKFLOW_TIMING = """
+SELECT name, queue_name, created_at, started_at_epoch_ms, recovery_attempts
+FROM {s}workflow_status
+WHERE workflow_uuid = :workflow_id
+"""
+
 _REGISTERED_QUEUES = """
 SELECT name, worker_concurrency, concurrency, polling_interval_sec FROM {s}queues
 """
@@ -105,6 +112,17 @@ class QueueStats:
             return 0.0
         now = int(time.time() * 1000) if now_ms is None else now_ms
         return max(0.0, (now - self.oldest_enqueued_at_ms) / 1000.0)
+
+
+@dataclass(frozen=True)
+class WorkflowTiming:
+    name: str
+    queue_name: str | None
+    created_at_ms: int
+    # When a worker last dequeued it (None if it never went through a queue).
+    started_at_ms: int | None
+    # How many times it was dispatched: 1 on the first dequeue, more after recoveries.
+    recovery_attempts: int
 
 
 def create_engine(database_url: str, *, pool_size: int = 5) -> sa.Engine:
@@ -185,6 +203,21 @@ class WorkflowQueries:
         if row is None:
             return None
         return str(_attributes(row.attributes).get("request_fingerprint", ""))
+
+    def workflow_timing(self, workflow_id: str) -> WorkflowTiming | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.text(self._sql(_WORKFLOW_TIMING)), {"workflow_id": workflow_id}
+            ).first()
+        if row is None:
+            return None
+        return WorkflowTiming(
+            name=row.name,
+            queue_name=row.queue_name,
+            created_at_ms=int(row.created_at),
+            started_at_ms=_int_or_none(row.started_at_epoch_ms),
+            recovery_attempts=int(row.recovery_attempts or 0),
+        )
 
     def queue_stats(self, known_queues: tuple[str, ...]) -> list[QueueStats]:
         """Counts for every registered or known queue, zeros included, sorted by name."""

@@ -1,25 +1,37 @@
-"""Prometheus metrics of one worker process, served on its /metrics."""
+"""Prometheus metrics of one worker process, served on its /metrics (docs/metrics.md lists them).
+
+Gauges describe this process (configured concurrency, workflows running now); counters and
+histograms come from @instrumented workflows (services/worker/instrumentation.py).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Info
+import functools
+
+from prometheus_client import CollectorRegistry, Gauge, Info, disable_created_metrics
 
 from services.common.names import KNOWN_QUEUES
 from services.common.settings import Settings
+from services.common.sql import WorkflowQueries
+from services.worker import instrumentation
+
+# No `_created` series: they double the series count and no dashboard or rule reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-def _active_workflow_count() -> int:
-    """Workflows executing in this process right now (0 before launch and after shutdown)."""
+def _active_workflows(queue: str | None = None) -> int:
+    """Workflows executing in this process now (0 before launch and after shutdown)."""
     from dbos._dbos import _dbos_global_instance
 
-    # Private to dbos, which is pinned exactly; tests/integration cover this against the pin.
+    # Private to dbos, which is pinned exactly; tests/metrics cover this against the pin.
     if _dbos_global_instance is None:
         return 0
-    return len(_dbos_global_instance._active_workflows_set.activeList())
+    active = _dbos_global_instance._active_workflows_set
+    return active.count_for_queue(queue) if queue else len(active.activeList())
 
 
 class WorkerMetrics:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, queries: WorkflowQueries | None = None) -> None:
         self.registry = CollectorRegistry()
         Info(
             "queue_worker_worker",
@@ -32,11 +44,20 @@ class WorkerMetrics:
             ["queue"],
             registry=self.registry,
         )
-        for queue in KNOWN_QUEUES:
-            concurrency.labels(queue=queue).set(settings.worker_concurrency)
         in_flight = Gauge(
             "queue_worker_worker_in_flight",
-            "Workflows executing in this worker process now.",
+            "Workflows from this queue executing in this worker process now.",
+            ["queue"],
             registry=self.registry,
         )
-        in_flight.set_function(_active_workflow_count)
+        for queue in KNOWN_QUEUES:
+            concurrency.labels(queue=queue).set(settings.worker_concurrency)
+            in_flight.labels(queue=queue).set_function(functools.partial(_active_workflows, queue))
+        Gauge(
+            "queue_worker_worker_workflows_active",
+            "Workflows of any kind (queued or not) executing in this worker process now.",
+            registry=self.registry,
+        ).set_function(_active_workflows)
+        self.workflows = instrumentation.register_workflow_metrics(self.registry)
+        if queries is not None:
+            instrumentation.install(self.workflows, queries)

@@ -79,7 +79,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             return False, f"database unreachable: {type(exc).__name__}"
         return True, "ok"
 
-    metrics = WorkerMetrics(settings)
+    metrics = WorkerMetrics(settings, queries)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 

@@ -14,6 +14,7 @@ from dbos import DBOS
 from dbos._serialization import WorkflowSerializationFormat
 
 from services.common.names import DEMO_WORKFLOW, PROGRESS_EVENT
+from services.worker.instrumentation import instrumented
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def _publish(steps_completed: int, num_steps: int) -> None:
 
 
 @DBOS.workflow(name=DEMO_WORKFLOW)
+@instrumented
 def workflow(num_steps: int, step_seconds: float = 1.0) -> dict[str, int]:
     _publish(0, num_steps)
     for i in range(num_steps):
