@@ -40,12 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     api = sub.add_parser("api", help="serve the HTTP API and web page")
-    api.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    api.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 (a container serves on every interface)
+        help="address to bind (default 0.0.0.0)",
+    )
     api.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
 
     worker = sub.add_parser("worker", help="dequeue and run workflows")
     worker.add_argument(
-        "--metrics-host", default="0.0.0.0", help="health/metrics address (default 0.0.0.0)"
+        "--metrics-host",
+        default="0.0.0.0",  # noqa: S104
+        help="health/metrics address (default 0.0.0.0)",
     )
     worker.add_argument(
         "--metrics-port", type=_port, default=9000, help="health/metrics port (default 9000)"

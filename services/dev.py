@@ -45,7 +45,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which then stops the
         # children once, in order, instead of each receiving a stray second signal.
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
 
 

@@ -55,7 +55,7 @@ def _with_db(url: str, name: str) -> str:
 
 def _admin_exec(admin_url: str, sql: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql.encode())
 
 
 @pytest.fixture(scope="session")

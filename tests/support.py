@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -154,10 +155,8 @@ class Stack:
     def stop(self) -> None:
         for proc in [*self.workers, *([self.api] if self.api else [])]:
             if proc.proc.poll() is None:
-                try:
+                with contextlib.suppress(AssertionError):
                     proc.terminate(timeout=20)
-                except AssertionError:
-                    pass
 
 
 def enqueue(client: httpx.Client, num_steps: int, **fields: Any) -> str:

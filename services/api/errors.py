@@ -5,6 +5,7 @@ bad input. A database outage is a 503 with Retry-After, so clients and load bala
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -39,7 +40,11 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "error": {"code": code or _HTTP_CODES.get(status, "error"), "message": message}

@@ -82,7 +82,7 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                     "type": "number",
                     "minimum": 0,
                     "maximum": MAX_STEP_SECONDS,
-                    "description": "Duration of each demo step (default from DEFAULT_STEP_SECONDS).",
+                    "description": "Seconds per demo step (default: DEFAULT_STEP_SECONDS).",
                 },
                 "priority": {
                     "type": "integer",
@@ -163,7 +163,7 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "description": "A retry with the same key and body returns the same workflow.",
+                        "description": "A retry with the same key and body gets the same workflow.",
                     }
                 ],
                 "requestBody": {

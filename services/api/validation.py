@@ -125,7 +125,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         if created_at > 2**62 or len(workflow_id) > 1000:
             raise ValueError
     except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise ApiError(400, "cursor is not valid; use the Link header of the previous page") from None
+        raise ApiError(
+            400, "cursor is not valid; use the Link header of the previous page"
+        ) from None
     return created_at, workflow_id
 
 

@@ -168,10 +168,10 @@ class WorkflowQueries:
         queue_names: list[str] | None = None,
         after: tuple[int, str] | None = None,
     ) -> list[WorkflowRow]:
-        """One page, newest first. `after` is the (created_at, id) of the previous page's last row."""
+        """One page, newest first; `after` is the previous page's last (created_at, id)."""
         filters = ["1 = 1"]
         params: dict[str, Any] = {"limit": limit, "event_key": PROGRESS_EVENT}
-        binds = []
+        binds: list[sa.BindParameter[Any]] = []
         for column, values, key in (
             ("ws.status", statuses, "statuses"),
             ("ws.name", names, "names"),
@@ -199,7 +199,9 @@ class WorkflowQueries:
     def get_fingerprint(self, workflow_id: str) -> str | None:
         """The request fingerprint the API stored at enqueue; None if there is no such workflow."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.text(self._sql(_ATTRIBUTES)), {"workflow_id": workflow_id}).first()
+            row = conn.execute(
+                sa.text(self._sql(_ATTRIBUTES)), {"workflow_id": workflow_id}
+            ).first()
         if row is None:
             return None
         return str(_attributes(row.attributes).get("request_fingerprint", ""))
@@ -223,9 +225,7 @@ class WorkflowQueries:
         """Counts for every registered or known queue, zeros included, sorted by name."""
         with self.engine.connect() as conn:
             counts = conn.execute(sa.text(self._sql(_QUEUE_COUNTS))).all()
-            registered = {
-                r.name: r for r in conn.execute(sa.text(self._sql(_REGISTERED_QUEUES)))
-            }
+            registered = {r.name: r for r in conn.execute(sa.text(self._sql(_REGISTERED_QUEUES)))}
         by_queue: dict[str, dict[str, Any]] = {}
         for queue_name, status, n, oldest in counts:
             entry = by_queue.setdefault(queue_name, {})
@@ -263,7 +263,10 @@ def _decode_progress(value: str | None, serialization: str | None) -> dict[str, 
     return decoded if isinstance(decoded, dict) else None
 
 
-def _attributes(raw: str | None) -> dict[str, Any]:
+def _attributes(raw: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Postgres returns the JSONB column as a dict; SQLite returns the JSON text."""
+    if isinstance(raw, dict):
+        return raw
     if not raw:
         return {}
     try:

@@ -13,7 +13,7 @@ from services.common.settings import Settings
 
 
 def register_queues(settings: Settings) -> None:
-    """Call after DBOS.launch(): in dbos 3.4 queues live in the database and are registered there."""
+    """Call after DBOS.launch(): in dbos 3.4 queues live in the database, registered there."""
     DBOS.register_queue(
         WORKFLOW_QUEUE,
         worker_concurrency=settings.worker_concurrency,

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from dbos import DBOSClient, EnqueueOptions
+from dbos import DBOSClient, EnqueueOptions, WorkflowHandle
 from dbos._serialization import WorkflowSerializationFormat
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -61,7 +61,9 @@ def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -
         options["workflow_id"] = workflow_id
     if req.priority is not None:
         options["priority"] = req.priority
-    handle = client.enqueue(options, req.num_steps, req.step_seconds)
+    handle: WorkflowHandle[dict[str, int]] = client.enqueue(
+        options, req.num_steps, req.step_seconds
+    )
     return handle.get_workflow_id()
 
 
@@ -83,9 +85,7 @@ async def enqueue_workflow(request: Request) -> Response:
         existing = await run_in_threadpool(queries.get_fingerprint, workflow_id)
         if existing is not None:
             if existing != req.fingerprint():
-                raise ApiError(
-                    409, "Idempotency-Key was already used for a different request body"
-                )
+                raise ApiError(409, "Idempotency-Key was already used for a different request body")
             replayed = True
     if not replayed:
         workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)

@@ -1,8 +1,9 @@
 """Your workflows live here.
 
-Add a module beside demo.py with functions decorated by @DBOS.workflow() (and @DBOS.step() for the
-steps), import it below, and enqueue it from the API by its workflow name. Importing a module is what
-registers its workflows with DBOS, so the worker imports this package before DBOS.launch().
+Add a module beside demo.py with functions decorated by @DBOS.workflow() (and @DBOS.step()
+for the steps), import it below, and enqueue it from the API by its workflow name. Importing a
+module is what registers its workflows with DBOS, so the worker imports this package before
+DBOS.launch().
 """
 
 from services.worker.workflows import demo

@@ -41,7 +41,5 @@ def workflow(num_steps: int, step_seconds: float = 1.0) -> dict[str, int]:
     for i in range(num_steps):
         demo_step(i, step_seconds)
         _publish(i + 1, num_steps)
-    log.info(
-        "workflow finished", extra={"workflow_id": DBOS.workflow_id, "num_steps": num_steps}
-    )
+    log.info("workflow finished", extra={"workflow_id": DBOS.workflow_id, "num_steps": num_steps})
     return {"steps_completed": num_steps, "num_steps": num_steps}

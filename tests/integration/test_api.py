@@ -1,0 +1,331 @@
+"""The real API and a real worker process, over HTTP, on Postgres and on SQLite."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import sqlalchemy as sa
+
+from services.common.names import WORKFLOW_QUEUE
+from tests.conftest import drop_pg_database, new_pg_database, new_sqlite_database
+from tests.support import Stack, enqueue, wait_for, wait_status
+
+
+@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    if request.param == "postgres":
+        admin = request.getfixturevalue("pg_admin_url")
+        url = new_pg_database(admin, request.getfixturevalue("pg_template"))
+    else:
+        url = new_sqlite_database(request.getfixturevalue("sqlite_template"), workdir)
+    s = Stack(url, workdir, MAX_NUM_STEPS="50")
+    try:
+        s.start_api()
+        s.start_worker()
+        yield s
+    finally:
+        s.stop()
+        if request.param == "postgres":
+            drop_pg_database(admin, url)
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def spec(stack: Stack) -> dict[str, Any]:
+    with stack.client() as client:
+        body: dict[str, Any] = client.get("/openapi.json").json()
+    return body
+
+
+def row_count(stack: Stack) -> int:
+    engine = sa.create_engine(stack.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    table = "dbos.workflow_status" if engine.dialect.name == "postgresql" else "workflow_status"
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def assert_matches(spec: dict[str, Any], schema_name: str, instance: Any) -> None:
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": spec["components"]}
+    jsonschema.validate(instance, schema)
+
+
+def test_enqueued_workflow_completes_with_all_steps(
+    http: httpx.Client, spec: dict[str, Any]
+) -> None:
+    resp = http.post("/api/workflows", json={"num_steps": 4, "step_seconds": 0.05})
+    assert resp.status_code == 202
+    assert_matches(spec, "EnqueueResponse", resp.json())
+    workflow_id = resp.json()["workflow_id"]
+    assert resp.headers["location"] == f"/api/workflows/{workflow_id}"
+    done = wait_status(http, workflow_id, {"SUCCESS", "ERROR"})
+    assert done["workflow_status"] == "SUCCESS"
+    assert done["steps_completed"] == done["num_steps"] == 4
+    assert done["started_at"] is not None
+    assert done["completed_at"] is not None
+    assert_matches(spec, "WorkflowDetail", done)
+    listed = http.get("/api/workflows", params={"limit": 5}).json()
+    assert_matches(spec, "Workflow", listed[0])
+    assert any(w["workflow_id"] == workflow_id and w["steps_completed"] == 4 for w in listed)
+
+
+def test_progress_is_visible_while_running(http: httpx.Client) -> None:
+    workflow_id = enqueue(http, 6, step_seconds=0.4)
+    seen = wait_for(
+        lambda: (
+            (w := http.get(f"/api/workflows/{workflow_id}").json())["workflow_status"] == "PENDING"
+            and 0 < (w["steps_completed"] or 0) < 6
+            and w
+        ),
+        timeout=30,
+        interval=0.05,
+        what="a partially completed workflow",
+    )
+    assert seen["num_steps"] == 6
+    wait_status(http, workflow_id, {"SUCCESS"})
+
+
+def test_idempotent_retries_create_one_workflow(stack: Stack, http: httpx.Client) -> None:
+    key = f"order-{uuid.uuid4()}"
+    before = row_count(stack)
+    body = {"num_steps": 2, "step_seconds": 0.01}
+    first = http.post("/api/workflows", json=body, headers={"Idempotency-Key": key})
+    retries = [
+        http.post("/api/workflows", json=body, headers={"Idempotency-Key": key}) for _ in range(3)
+    ]
+    assert first.status_code == 202
+    assert {r.status_code for r in retries} == {202}
+    assert {r.json()["workflow_id"] for r in retries} == {first.json()["workflow_id"]}
+    assert all(r.headers.get("idempotent-replayed") == "true" for r in retries)
+    assert row_count(stack) == before + 1
+    # The same key with a different body is a client bug, not a retry.
+    clash = http.post("/api/workflows", json={"num_steps": 3}, headers={"Idempotency-Key": key})
+    assert clash.status_code == 409
+    assert "Idempotency-Key" in clash.json()["error"]["message"]
+    assert row_count(stack) == before + 1
+
+
+def test_cancel_then_resume_finishes_the_workflow(http: httpx.Client) -> None:
+    workflow_id = enqueue(http, 8, step_seconds=0.3)
+    wait_for(
+        lambda: (http.get(f"/api/workflows/{workflow_id}").json()["steps_completed"] or 0) >= 1,
+        timeout=30,
+        what="the first step",
+    )
+    resp = http.post(f"/api/workflows/{workflow_id}/cancel")
+    assert resp.status_code == 202, resp.text
+    cancelled = wait_status(http, workflow_id, {"CANCELLED"})
+    stopped_at = cancelled["steps_completed"]
+    assert stopped_at < 8
+    # Cancelled work stays cancelled: no step runs afterwards.
+    time.sleep(1)
+    assert http.get(f"/api/workflows/{workflow_id}").json()["steps_completed"] <= stopped_at + 1
+
+    resp = http.post(f"/api/workflows/{workflow_id}/resume")
+    assert resp.status_code == 202, resp.text
+    done = wait_status(http, workflow_id, {"SUCCESS"})
+    assert done["steps_completed"] == 8
+    assert done["queue_name"] == WORKFLOW_QUEUE  # back on its own queue, not DBOS's internal one
+
+    # Finished work can be neither cancelled nor resumed.
+    for action in ("cancel", "resume"):
+        resp = http.post(f"/api/workflows/{workflow_id}/{action}")
+        assert resp.status_code == 409
+        assert "SUCCESS" in resp.json()["error"]["message"]
+
+
+def test_pagination_visits_every_workflow_exactly_once(http: httpx.Client) -> None:
+    created = {enqueue(http, 1, step_seconds=0) for _ in range(23)}
+    seen: list[str] = []
+    url: str | None = "/api/workflows?limit=7"
+    pages = 0
+    while url is not None:
+        resp = http.get(url)
+        assert resp.status_code == 200
+        page = resp.json()
+        assert len(page) <= 7
+        seen.extend(w["workflow_id"] for w in page)
+        created_at = [w["created_at"] for w in page]
+        assert created_at == sorted(created_at, reverse=True)  # newest first
+        url = resp.links.get("next", {}).get("url")
+        pages += 1
+        assert pages < 1000
+    assert len(seen) == len(set(seen)), "a workflow appeared on two pages"
+    assert created <= set(seen)
+    assert pages >= 4
+
+
+def test_status_filter(http: httpx.Client) -> None:
+    workflow_id = enqueue(http, 1, step_seconds=0)
+    wait_status(http, workflow_id, {"SUCCESS"})
+    succeeded = http.get("/api/workflows", params={"status": "SUCCESS", "limit": 500}).json()
+    assert succeeded
+    assert all(w["workflow_status"] == "SUCCESS" for w in succeeded)
+    assert workflow_id in {w["workflow_id"] for w in succeeded}
+    none = http.get("/api/workflows", params={"status": "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}).json()
+    assert none == []
+
+
+def test_queue_summary_and_metrics(http: httpx.Client, spec: dict[str, Any]) -> None:
+    queues = http.get("/api/queues").json()
+    assert [q["queue_name"] for q in queues] == [WORKFLOW_QUEUE]
+    assert_matches(spec, "Queue", queues[0])
+    assert queues[0]["registered"] is True
+    assert queues[0]["worker_concurrency"] == 10
+    metrics = http.get("/metrics").text
+    assert f'queue_worker_queue_depth{{queue="{WORKFLOW_QUEUE}"}}' in metrics
+    assert f'queue_worker_queue_in_flight{{queue="{WORKFLOW_QUEUE}"}}' in metrics
+
+
+def test_get_unknown_workflow_is_404(http: httpx.Client) -> None:
+    for path in ("/api/workflows/nope", "/api/workflows/nope/cancel", "/api/workflows/nope/resume"):
+        resp = http.get(path) if path.count("/") == 3 else http.post(path)
+        assert resp.status_code == 404
+        assert resp.json()["error"]["code"] == "not_found"
+
+
+def raw(body: bytes, content_type: str = "application/json") -> dict[str, Any]:
+    return {"content": body, "headers": {"content-type": content_type}}
+
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
+    ("missing num_steps", {"json": {}}, 422),
+    ("zero steps", {"json": {"num_steps": 0}}, 422),
+    ("too many steps", {"json": {"num_steps": 51}}, 422),
+    ("string steps", {"json": {"num_steps": "5"}}, 422),
+    ("float steps", {"json": {"num_steps": 1.5}}, 422),
+    ("unknown field", {"json": {"num_steps": 1, "extra": 1}}, 422),
+    ("array body", {"json": [1]}, 422),
+    ("bad priority", {"json": {"num_steps": 1, "priority": -3}}, 422),
+    ("malformed json", raw(b"{num_steps: 1"), 400),
+    ("invalid utf-8", raw(b'{"num_steps": "\xff"}'), 400),
+    ("nested", raw(b"[" * 5000 + b"]" * 5000), 400),
+    ("form body", raw(b"num_steps=1", "application/x-www-form-urlencoded"), 415),
+    ("no content type", raw(b'{"num_steps": 1}', ""), 415),
+    ("oversized", raw(b'{"num_steps": 1, "pad": "' + b"x" * 100_000 + b'"}'), 413),
+    ("long idempotency key", {"json": {"num_steps": 1}, "headers": {"Idempotency-Key": "x" * 300}}, 400),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "status"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_enqueue_is_refused_and_writes_nothing(
+    stack: Stack, http: httpx.Client, case: str, kwargs: dict[str, Any], status: int
+) -> None:
+    before = row_count(stack)
+    resp = http.post("/api/workflows", **kwargs)
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["message"]
+    assert error["code"]
+    assert row_count(stack) == before
+
+
+def test_chunked_oversized_body_is_refused(stack: Stack, http: httpx.Client) -> None:
+    before = row_count(stack)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"num_steps": 1, "pad": "'
+        for _ in range(40):
+            yield b"x" * 1024
+        yield b'"}'
+
+    resp = http.post(
+        "/api/workflows", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 413
+    assert row_count(stack) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=100000", "limit=-5", "status=NOPE", "cursor=%00%01", "bogus=1",
+     "status=SUCCESS'%20OR%20'1'='1"],
+)  # fmt: skip
+def test_bad_list_queries_are_400(http: httpx.Client, query: str) -> None:
+    resp = http.get(f"/api/workflows?{query}")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"]
+
+
+def test_sql_looking_ids_are_just_unknown(http: httpx.Client) -> None:
+    for bad in ("' OR '1'='1", "1; DROP TABLE workflow_status", "%27--"):
+        resp = http.get(f"/api/workflows/{bad}")
+        assert resp.status_code == 404
+    assert http.get("/api/queues").status_code == 200
+
+
+def test_unknown_routes_and_methods_are_json_errors(http: httpx.Client) -> None:
+    resp = http.get("/api/nothing-here")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
+    resp = http.delete("/api/workflows")
+    assert resp.status_code == 405
+    assert resp.json()["error"]["code"] == "method_not_allowed"
+    resp = http.get("/static/../../pyproject.toml")
+    assert resp.status_code == 404
+
+
+def test_health_endpoints(stack: Stack, http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").json()["status"] == "ready"
+    worker = httpx.get(f"http://127.0.0.1:{stack.worker_ports[0]}/readyz")
+    assert worker.status_code == 200
+    metrics = httpx.get(f"http://127.0.0.1:{stack.worker_ports[0]}/metrics").text
+    assert "queue_worker_worker_in_flight" in metrics
+
+
+def test_openapi_describes_every_route(stack: Stack, spec: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator.check_schema(spec["components"]["schemas"]["Workflow"])
+    described = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    expected = {
+        ("/api/workflows", "POST"),
+        ("/api/workflows", "GET"),
+        ("/api/workflows/{workflow_id}", "GET"),
+        ("/api/workflows/{workflow_id}/cancel", "POST"),
+        ("/api/workflows/{workflow_id}/resume", "POST"),
+        ("/api/queues", "GET"),
+        ("/healthz", "GET"),
+        ("/readyz", "GET"),
+        ("/metrics", "GET"),
+        ("/", "GET"),
+        ("/openapi.json", "GET"),
+    }
+    assert described == expected
+    from services.api.app import create_app
+    from services.common.settings import load_settings
+
+    app = create_app(load_settings({"DBOS_SYSTEM_DATABASE_URL": stack.database_url}))
+    served = {
+        (getattr(route, "path", ""), method)
+        for route in app.routes
+        for method in (getattr(route, "methods", None) or ())
+        if method != "HEAD"
+    }
+    assert served == expected
+    json.dumps(spec)  # serialisable as served
+
+
+def test_page_is_served(http: httpx.Client) -> None:
+    resp = http.get("/")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "<html" in resp.text.lower()

@@ -1,0 +1,72 @@
+"""Settings parsing: defaults, valid overrides, and a one-line error for every kind of bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
+
+
+def test_defaults_run_on_sqlite() -> None:
+    s = load_settings({})
+    assert s.database_url == DEFAULT_DATABASE_URL
+    assert s.is_sqlite
+    assert s.worker_concurrency == 10
+    assert s.polling_interval_sec == 1.0
+    assert s.shutdown_grace_sec == 30.0
+    assert s.executor_id == "local"
+    assert s.run_migrations is True
+    assert s.log_format == "json"
+
+
+def test_overrides_are_parsed_and_typed() -> None:
+    s = load_settings(
+        {
+            "DBOS_SYSTEM_DATABASE_URL": "postgresql://app:secret@db:5432/dbos",
+            "WORKER_CONCURRENCY": "3",
+            "WORKER_POLLING_INTERVAL_SECONDS": "0.25",
+            "WORKER_SHUTDOWN_GRACE_SECONDS": "0",
+            "DBOS__VMID": "queue-worker-worker-5d9c7-abcde",
+            "DBOS__APPVERSION": "1.2.3",
+            "RUN_MIGRATIONS": "false",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "text",
+        }
+    )
+    assert not s.is_sqlite
+    assert (s.worker_concurrency, s.polling_interval_sec, s.shutdown_grace_sec) == (3, 0.25, 0.0)
+    assert (s.executor_id, s.app_version) == ("queue-worker-worker-5d9c7-abcde", "1.2.3")
+    assert s.run_migrations is False
+    assert (s.log_level, s.log_format) == ("debug", "text")
+    assert "secret" not in s.redacted_database_url
+
+
+def test_empty_values_mean_default() -> None:
+    assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WORKER_CONCURRENCY": "ten"}, "WORKER_CONCURRENCY='ten' is not an integer"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0 is out of range"),
+        ({"WORKER_CONCURRENCY": "-4"}, "out of range"),
+        ({"WORKER_POLLING_INTERVAL_SECONDS": "nan"}, "out of range"),
+        ({"WORKER_POLLING_INTERVAL_SECONDS": "fast"}, "is not a number"),
+        ({"WORKER_SHUTDOWN_GRACE_SECONDS": "-1"}, "out of range"),
+        ({"RUN_MIGRATIONS": "maybe"}, "is not a boolean"),
+        ({"LOG_FORMAT": "xml"}, "is not one of json, text"),
+        ({"DBOS__VMID": "bad id with spaces"}, "DBOS__VMID"),
+        ({"DBOS__APPVERSION": "x" * 200}, "DBOS__APPVERSION"),
+        ({"DBOS_SYSTEM_DATABASE_URL": "mysql://u@h/db"}, "must start with postgresql://"),
+        ({"DBOS_SYSTEM_DATABASE_URL": "not a url"}, "is not a database URL"),
+        ({"DBOS_SYSTEM_DATABASE_URL": "sqlite://"}, "must name a SQLite file"),
+        ({"MAX_NUM_STEPS": "0"}, "MAX_NUM_STEPS=0 is out of range"),
+    ],
+)
+def test_bad_values_fail_with_one_clear_line(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
