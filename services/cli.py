@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Postgres role the services run as: granted access to the dbos schema",
     )
+    recover = sub.add_parser(
+        "recover", help="re-enqueue the PENDING workflows of a dead worker (operator command)"
+    )
+    recover.add_argument("--executor-id", required=True, help="the dead worker's executor id")
+    recover.add_argument(
+        "--to-version",
+        default=None,
+        help="also move them to this application version (for a retired version's orphans)",
+    )
+    recover.add_argument(
+        "--force", action="store_true", help="even if the worker's heartbeat is still fresh"
+    )
     return parser
 
 
@@ -79,6 +91,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from services.common.migrate import migrate
 
         return migrate(settings, app_role=args.app_role)
+    if args.command == "recover":
+        from services.common.recover import recover
+
+        return recover(
+            settings, executor_id=args.executor_id, to_version=args.to_version, force=args.force
+        )
     from services.dev import run_dev
 
     return run_dev(settings, host=args.host, port=args.port, metrics_port=args.metrics_port)

@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from dbos import DBOS
+
+from services.common.migrate import migrate_schema
 
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -63,7 +64,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
     """A migrated database used as CREATE DATABASE ... TEMPLATE for each test's own database."""
     name = f"qw_tmpl_{uuid.uuid4().hex[:10]}"
     _admin_exec(pg_admin_url, f'CREATE DATABASE "{name}"')
-    DBOS.migrate(_with_db(pg_admin_url, name))
+    migrate_schema(_with_db(pg_admin_url, name))
     yield name
     _admin_exec(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -82,7 +83,7 @@ def drop_pg_database(admin_url: str, url: str) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite"
-    DBOS.migrate(f"sqlite:///{path}")
+    migrate_schema(f"sqlite:///{path}")
     return path
 
 

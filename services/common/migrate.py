@@ -1,4 +1,8 @@
-"""`queue-worker migrate`: create or upgrade the DBOS system schema (Postgres or SQLite)."""
+"""`queue-worker migrate`: create or upgrade the schema (Postgres or SQLite).
+
+Two parts: DBOS's system schema (DBOS.migrate, the pinned version's migrations) and this project's
+own small table of worker heartbeats (services/common/executor_sql.py). Both are idempotent.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,30 @@ from pathlib import Path
 import sqlalchemy as sa
 from dbos import DBOS
 
+from services.common.executor_sql import ExecutorQueries
 from services.common.logs import configure_logging
 from services.common.settings import Settings
+from services.common.sql import create_engine
 
 log = logging.getLogger("queue_worker.migrate")
 
 
+def migrate_schema(database_url: str, *, app_role: str | None = None) -> None:
+    DBOS.migrate(database_url, application_role=app_role)
+    executors = ExecutorQueries(create_engine(database_url, pool_size=1))
+    try:
+        executors.create_schema()
+        if app_role is not None:
+            executors.grant(app_role)
+    finally:
+        executors.engine.dispose()
+
+
 def migrate(settings: Settings, *, app_role: str | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, "migrate")
+    if settings.log_level != "debug":
+        # DBOS logs one line per migration step (over 60 on a fresh database).
+        logging.getLogger("dbos").setLevel(logging.WARNING)
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database:
         parent = Path(url.database).expanduser().resolve().parent
@@ -29,7 +49,7 @@ def migrate(settings: Settings, *, app_role: str | None = None) -> int:
     started = time.monotonic()
     log.info("migrating", extra={"database": settings.redacted_database_url, "app_role": app_role})
     try:
-        DBOS.migrate(settings.database_url, application_role=app_role)
+        migrate_schema(settings.database_url, app_role=app_role)
     except Exception as exc:
         log.error("migration failed", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         return 1

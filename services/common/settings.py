@@ -31,6 +31,9 @@ class Settings:
     worker_concurrency: int
     polling_interval_sec: float
     shutdown_grace_sec: float
+    heartbeat_sec: float
+    dead_after_sec: float
+    sweep_sec: float
     app_version: str
     executor_id: str
     run_migrations: bool
@@ -128,7 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     from services import __version__
 
-    return Settings(
+    settings = Settings(
         database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
         polling_interval_sec=get(
@@ -136,6 +139,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         shutdown_grace_sec=get(
             "WORKER_SHUTDOWN_GRACE_SECONDS", "30", lambda n, r: _float(n, r, 0.0, 3600.0)
+        ),
+        heartbeat_sec=get("WORKER_HEARTBEAT_SECONDS", "5", lambda n, r: _float(n, r, 0.05, 600.0)),
+        dead_after_sec=get(
+            "WORKER_DEAD_AFTER_SECONDS", "30", lambda n, r: _float(n, r, 0.1, 86400.0)
+        ),
+        sweep_sec=get(
+            "WORKER_RECOVERY_SWEEP_SECONDS", "10", lambda n, r: _float(n, r, 0.0, 86400.0)
         ),
         # The chart sets both from the image tag and the pod name; DBOS reads the same names.
         app_version=get("DBOS__APPVERSION", __version__, _label),
@@ -154,3 +164,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_format=get("LOG_FORMAT", "json", lambda n, r: _choice(n, r, ("json", "text"))),
     )
+    if settings.dead_after_sec < 2 * settings.heartbeat_sec:
+        # One late heartbeat must not get a live worker's work taken away.
+        raise SettingsError(
+            f"WORKER_DEAD_AFTER_SECONDS={settings.dead_after_sec:g} must be at least twice "
+            f"WORKER_HEARTBEAT_SECONDS={settings.heartbeat_sec:g}"
+        )
+    return settings

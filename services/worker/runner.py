@@ -2,8 +2,9 @@
 
 Shutdown (SIGTERM from Kubernetes, or Ctrl-C): readiness turns false at once, DBOS stops dequeuing,
 in-flight workflows get up to WORKER_SHUTDOWN_GRACE_SECONDS to finish, then the process exits 0.
-A workflow still running after the grace period stays PENDING under this executor id and is
-recovered by DBOS when a worker with the same executor id and version starts again.
+A workflow still running after the grace period is handed back (re-enqueued) before exit, so
+another worker resumes it from its last checkpointed step; a worker killed outright is recovered
+by the heartbeat sweep of the others (services/worker/liveness.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from types import FrameType
 
 from dbos import DBOS, DBOSConfig
 
+from services.common.executor_sql import ExecutorQueries
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.worker.health_server import HealthServer, build_health_app
+from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("queue_worker.worker")
@@ -80,6 +83,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         return True, "ok"
 
     metrics = WorkerMetrics(settings, queries)
+    executors = ExecutorQueries(create_engine(settings.database_url, pool_size=3))
+    liveness = Liveness(settings, executors, metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 
@@ -94,20 +99,47 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "metrics_port": metrics_port,
         },
     )
-    launch(settings)
+    try:
+        if settings.run_migrations:
+            executors.create_schema()
+        # Heartbeat before DBOS can claim anything, so no PENDING row of ours predates our row.
+        liveness.beat()
+        launch(settings)
+    except Exception as exc:
+        log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
+        os._exit(1)
+    liveness.start()
     log.info("worker ready")
     stop.wait()
 
     draining.set()
+    # Keep heartbeating while draining: our in-flight work is not a dead worker's to recover.
+    liveness.state = "draining"
     started = time.monotonic()
     log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
     DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    liveness.stop()
+    hand_back(settings, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
     server.stop()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     # Workflow threads that outlived the grace period are non-daemon executor threads; a normal
-    # interpreter exit would wait for them. Their rows stay PENDING for recovery, so leave now.
+    # interpreter exit would wait for them. Their work was handed back, so leave now.
     os._exit(0)
+
+
+def hand_back(settings: Settings, executors: ExecutorQueries, liveness: Liveness) -> None:
+    """Re-enqueue what did not finish within the grace period, so no one waits for a sweep."""
+    try:
+        n = executors.reenqueue(settings.executor_id, app_version=settings.app_version)
+        executors.forget(settings.executor_id)
+    except Exception as exc:
+        # The sweep recovers it once our heartbeat goes stale.
+        log.error("hand-back failed", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
+        return
+    liveness.handed_back.inc(n)
+    if n:
+        log.warning("handed back unfinished workflows", extra={"workflows": n})
