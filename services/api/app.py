@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.api import openapi
+from services.api.auth import BearerAuthMiddleware
 from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
@@ -73,6 +74,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         ],
         middleware=[
             Middleware(HttpMetricsMiddleware, metrics=http_metrics),
+            Middleware(BearerAuthMiddleware, tokens=settings.api_tokens),
             Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, BodyTooLarge: _body_too_large},

@@ -304,6 +304,12 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
             }
         },
     }
+    for path, item in paths.items():
+        if path.startswith("/api/"):
+            for operation in item.values():
+                # Only enforced when the server has API tokens configured.
+                operation["security"] = [{}, {"bearer": []}]
+                operation["responses"]["401"] = _error("API tokens are configured: bad token.")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -312,7 +318,10 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
             "description": "Enqueue DBOS workflows and watch their status and progress.",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 

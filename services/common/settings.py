@@ -41,6 +41,7 @@ class Settings:
     max_num_steps: int
     default_step_seconds: float
     api_pool_size: int
+    api_tokens: tuple[str, ...]
     metrics_cache_sec: float
     # Both.
     log_level: str
@@ -119,6 +120,30 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def _api_tokens(source: Mapping[str, str]) -> tuple[str, ...]:
+    """Tokens from API_TOKENS (comma-separated) and/or API_TOKENS_FILE (one per line)."""
+    raw = [t for t in (source.get("API_TOKENS") or "").split(",")]
+    path = source.get("API_TOKENS_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw.extend(f.read().splitlines())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"API_TOKENS_FILE={path!r} cannot be read: {exc}") from None
+    tokens = tuple(t.strip() for t in raw if t.strip())
+    for t in tokens:
+        if len(t) < MIN_TOKEN_LENGTH or not t.isascii() or not t.isprintable() or " " in t:
+            # Never echo the token itself.
+            raise SettingsError(
+                f"API tokens must be at least {MIN_TOKEN_LENGTH} printable ASCII characters "
+                "without spaces (one is not)"
+            )
+    return tokens
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
     source = os.environ if env is None else env
@@ -156,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
         ),
         api_pool_size=get("API_DB_POOL_SIZE", "10", lambda n, r: _int(n, r, 1, 200)),
+        api_tokens=_api_tokens(source),
         metrics_cache_sec=get("METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)),
         log_level=get(
             "LOG_LEVEL",

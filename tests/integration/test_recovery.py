@@ -83,7 +83,8 @@ def test_killed_worker_is_recovered_by_a_peer(database_url: str, tmp_path: Path)
             assert len(after) == 8
             for fid, completed_at in before_kill:
                 assert dict(after)[fid] == completed_at
-                assert completed_at is not None and completed_at <= killed_at_ms + 50
+                assert completed_at is not None
+                assert completed_at <= killed_at_ms + 50
             metrics = httpx.get(f"http://127.0.0.1:{stack.worker_ports[1]}/metrics").text
             assert "queue_worker_recovered_workflows_total 1.0" in metrics
             assert survivor.proc.poll() is None
@@ -151,7 +152,8 @@ def test_orphans_of_another_version_wait_for_the_operator(
                 [sys.executable, "-m", "services.cli", "recover", "--executor-id", "new-pod"],
                 env=env, capture_output=True, text=True, timeout=60,
             )  # fmt: skip
-            assert alive.returncode == 1 and "alive" in alive.stderr
+            assert alive.returncode == 1
+            assert "alive" in alive.stderr
             result = subprocess.run(
                 [sys.executable, "-m", "services.cli", "recover", "--executor-id", "old-pod",
                  "--to-version", "v2"],

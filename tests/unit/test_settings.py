@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.common.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
@@ -41,6 +43,14 @@ def test_overrides_are_parsed_and_typed() -> None:
     assert "secret" not in s.redacted_database_url
 
 
+def test_api_tokens_from_env_and_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("from-file-token-0001\n\n")
+    s = load_settings({"API_TOKENS": "env-token-00000001, ", "API_TOKENS_FILE": str(token_file)})
+    assert s.api_tokens == ("env-token-00000001", "from-file-token-0001")
+    assert load_settings({}).api_tokens == ()
+
+
 def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
@@ -62,6 +72,15 @@ def test_empty_values_mean_default() -> None:
         ({"DBOS_SYSTEM_DATABASE_URL": "not a url"}, "is not a database URL"),
         ({"DBOS_SYSTEM_DATABASE_URL": "sqlite://"}, "must name a SQLite file"),
         ({"MAX_NUM_STEPS": "0"}, "MAX_NUM_STEPS=0 is out of range"),
+        ({"API_TOKENS": "short"}, "API tokens must be at least 16"),
+        (
+            {"API_TOKENS_FILE": "/nonexistent/tokens"},
+            "API_TOKENS_FILE='/nonexistent/tokens' cannot",
+        ),
+        (
+            {"WORKER_HEARTBEAT_SECONDS": "10", "WORKER_DEAD_AFTER_SECONDS": "15"},
+            "must be at least twice WORKER_HEARTBEAT_SECONDS",
+        ),
     ],
 )
 def test_bad_values_fail_with_one_clear_line(env: dict[str, str], expected: str) -> None:
