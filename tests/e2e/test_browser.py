@@ -1,0 +1,416 @@
+"""The web page at / in a real headless Chromium, against a real API and worker.
+
+Chromium and chromedriver come from Debian (scripts/test-deps.d/30-chromium.sh installs them);
+the driver path is explicit so selenium-manager never downloads anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.select import Select
+
+from tests.support import Stack, enqueue, wait_for, wait_status
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--window-size=1280,900",
+)
+
+# What the page reports about one row, read in one round trip (rows are updated in place, so
+# reading through JS also avoids racing a WebElement against the page's own updates).
+ROW_STATE_JS = """
+const id = CSS.escape(arguments[0]);
+const tr = document.querySelector(`#workflow-rows tr[data-workflow-id="${id}"]`);
+if (!tr) return null;
+const bar = tr.querySelector('[role="progressbar"]');
+return {
+  status: tr.dataset.status,
+  badge: tr.querySelector('.badge').textContent,
+  valuenow: bar.getAttribute('aria-valuenow'),
+  valuemax: bar.getAttribute('aria-valuemax'),
+  text: tr.querySelector('.progress-text').textContent,
+  pct: tr.querySelector('.progress-pct').textContent,
+  cancel: !tr.querySelector('[data-action="cancel"]').hidden,
+  resume: !tr.querySelector('[data-action="resume"]').hidden,
+};
+"""
+
+PAGE_STATE_JS = """
+return {
+  ids: Array.from(document.querySelectorAll('#workflow-rows tr')).map(tr => tr.dataset.workflowId),
+  page: document.getElementById('page-label').textContent,
+  busy: document.getElementById('workflow-table').getAttribute('aria-busy'),
+  newer: !document.getElementById('newer-button').disabled,
+  older: !document.getElementById('older-button').disabled,
+  live: document.getElementById('live').dataset.state,
+  empty: !document.getElementById('empty-state').hidden,
+  emptyTitle: document.getElementById('empty-title').textContent,
+  notice: !document.getElementById('connection-notice').hidden,
+  noticeText: document.getElementById('connection-notice-text').textContent,
+};
+"""
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[WebDriver]:
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    drv = webdriver.Chrome(service=service, options=options)
+    try:
+        drv.set_page_load_timeout(30)
+        yield drv
+    finally:
+        drv.quit()
+
+
+def _running_stack(database_url: str, workdir: Path) -> Iterator[Stack]:
+    # 0.3 s steps by default, so a bar is seen moving; a short drain so teardown is quick.
+    stack = Stack(
+        database_url,
+        workdir,
+        DEFAULT_STEP_SECONDS="0.3",
+        WORKER_SHUTDOWN_GRACE_SECONDS="1",
+    )
+    try:
+        stack.start_api()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """API + one worker, once on Postgres and once on SQLite."""
+    yield from _running_stack(database_url, tmp_path)
+
+
+@pytest.fixture
+def sqlite_stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
+    yield from _running_stack(sqlite_url, tmp_path)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def page_state(driver: WebDriver) -> dict[str, Any]:
+    state: dict[str, Any] = driver.execute_script(PAGE_STATE_JS)
+    return state
+
+
+def row_state(driver: WebDriver, workflow_id: str) -> dict[str, Any] | None:
+    state: dict[str, Any] | None = driver.execute_script(ROW_STATE_JS, workflow_id)
+    return state
+
+
+def open_page(driver: WebDriver, stack: Stack) -> None:
+    driver.get(f"{stack.base_url}/")
+    assert driver.title == "Queue Worker"
+    # The first poll has answered: the page is live and out of its loading state.
+    wait_for(
+        lambda: page_state(driver)["live"] == "live" and page_state(driver)["busy"] == "false",
+        timeout=15,
+        what="the page's first successful poll",
+    )
+
+
+def wait_page(driver: WebDriver, label: str, timeout: float = 15) -> dict[str, Any]:
+    """Wait until the page labelled `label` has arrived (not just been asked for)."""
+
+    def arrived() -> dict[str, Any] | None:
+        state = page_state(driver)
+        return state if state["page"] == label and state["busy"] == "false" else None
+
+    result: dict[str, Any] = wait_for(arrived, timeout=timeout, what=f"{label} to load")
+    return result
+
+
+def api_ids(client: httpx.Client, url: str = "/api/workflows?limit=50") -> tuple[list[str], str]:
+    resp = client.get(url)
+    assert resp.status_code == 200, resp.text
+    return [w["workflow_id"] for w in resp.json()], resp.links.get("next", {}).get("url", "")
+
+
+def resource_urls(driver: WebDriver) -> list[str]:
+    urls: list[str] = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    return urls
+
+
+def assert_only_own_origin(driver: WebDriver, stack: Stack) -> None:
+    """Everything the page loaded came from the API's own loopback origin."""
+    urls = [driver.current_url, *resource_urls(driver)]
+    assert any(u.endswith("/static/app.js") for u in urls), urls
+    assert any("/api/workflows" in u for u in urls), urls
+    foreign = [u for u in urls if not u.startswith(f"{stack.base_url}/")]
+    assert not foreign, f"the page fetched from other origins: {foreign}"
+
+
+def assert_no_console_errors(driver: WebDriver, expected: tuple[str, ...] = ()) -> None:
+    """No script error, CSP violation or failed resource (each logs a SEVERE entry), except
+    the `expected` ones (substrings of the message)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    errors = [
+        e
+        for e in entries
+        if e["level"] == "SEVERE" and not any(x in e["message"] for x in expected)
+    ]
+    assert not errors, errors
+
+
+def set_input(driver: WebDriver, element_id: str, value: str) -> None:
+    field = driver.find_element(By.ID, element_id)
+    field.clear()
+    if value:
+        field.send_keys(value)
+
+
+def row_button(driver: WebDriver, workflow_id: str, action: str) -> WebElement:
+    selector = f'#workflow-rows tr[data-workflow-id="{workflow_id}"] [data-action="{action}"]'
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+# ---- tests ---------------------------------------------------------------------------------
+
+
+def test_enqueue_shows_live_progress_until_success(
+    stack: Stack, driver: WebDriver, tmp_path: Path
+) -> None:
+    open_page(driver, stack)
+    state = page_state(driver)
+    assert state["ids"] == []
+    assert state["empty"]
+    assert state["emptyTitle"] == "No workflows yet"
+    wait_for(
+        lambda: driver.find_elements(By.CSS_SELECTOR, '[data-queue="workflow-queue"] .stat dd'),
+        timeout=10,
+        what="the workflow-queue summary card",
+    )
+    assert driver.find_element(By.ID, "num-steps").get_attribute("value") == "10"
+
+    set_input(driver, "num-steps", "6")
+    set_input(driver, "step-seconds", "0.5")
+    clicked = time.monotonic()
+    driver.find_element(By.ID, "enqueue-button").click()
+
+    ids: list[str] = wait_for(
+        lambda: page_state(driver)["ids"], timeout=10, what="the new row to appear"
+    )
+    shown_after = time.monotonic() - clicked
+    assert len(ids) == 1
+    workflow_id = ids[0]
+    with stack.client() as client:
+        detail = client.get(f"/api/workflows/{workflow_id}").json()
+    assert detail["num_steps"] == 6
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-workflow-id="{workflow_id}"]')
+    bar = row.find_element(By.CSS_SELECTOR, '[role="progressbar"]')
+    assert bar.get_attribute("aria-valuemax") == "6"
+
+    # Watch the bar until it is full; it must pass through values between empty and full.
+    seen: set[int] = set()
+
+    def finished() -> bool:
+        s = row_state(driver, workflow_id)
+        assert s is not None, "the row disappeared"
+        if s["valuenow"] is not None:
+            seen.add(int(s["valuenow"]))
+        return bool(s["valuenow"] == s["valuemax"] == "6" and s["status"] == "SUCCESS")
+
+    wait_for(finished, timeout=60, interval=0.05, what="the bar to reach 6/6 and SUCCESS")
+    assert any(0 < v < 6 for v in seen), f"the bar never showed a step in between: {seen}"
+    final = row_state(driver, workflow_id)
+    assert final is not None
+    assert final["badge"] == "SUCCESS"
+    assert final["text"] == "6 / 6"
+    assert final["pct"] == "100%"
+    assert (final["cancel"], final["resume"]) == (False, False)
+    # The row was updated in place: the element found while it ran is the one that finished.
+    assert row.get_attribute("data-status") == "SUCCESS"
+    assert bar.get_attribute("aria-valuenow") == "6"
+
+    # It keeps polling about once a second, one request at a time (not a burst, not stopped).
+    def list_requests() -> int:
+        return sum(urlsplit(u).path == "/api/workflows" for u in resource_urls(driver))
+
+    before = list_requests()
+    time.sleep(3)
+    polls = list_requests() - before
+    assert 1 <= polls <= 5, f"{polls} list requests in 3 s"
+
+    driver.save_screenshot(str(tmp_path / "page.png"))
+    assert_only_own_origin(driver, stack)
+    assert_no_console_errors(driver)
+    print(f"new row shown {shown_after:.2f}s after the click")
+
+
+def test_cancel_resume_and_errors(sqlite_stack: Stack, driver: WebDriver) -> None:
+    stack = sqlite_stack
+    with stack.client() as client:
+        long_id = enqueue(client, 200, step_seconds=0.5)
+        wait_status(client, long_id, {"PENDING"})
+    open_page(driver, stack)
+    wait_for(lambda: row_state(driver, long_id), timeout=10, what="the running row")
+
+    row_button(driver, long_id, "cancel").click()
+    wait_for(
+        lambda: (s := row_state(driver, long_id)) and s["status"] == "CANCELLED" and s["resume"],
+        timeout=15,
+        what="the row to show CANCELLED with a Resume button",
+    )
+    state = row_state(driver, long_id)
+    assert state is not None
+    assert state["cancel"] is False
+    with stack.client() as client:
+        assert client.get(f"/api/workflows/{long_id}").json()["workflow_status"] == "CANCELLED"
+
+    row_button(driver, long_id, "resume").click()
+    wait_for(
+        lambda: (s := row_state(driver, long_id)) and s["status"] in {"ENQUEUED", "PENDING"},
+        timeout=15,
+        what="the resumed row to be queued or running again",
+    )
+    row_button(driver, long_id, "cancel").click()
+    wait_for(
+        lambda: (s := row_state(driver, long_id)) and s["status"] == "CANCELLED",
+        timeout=15,
+        what="the row to be cancelled again",
+    )
+
+    # A value the API rejects: its message is shown and nothing is added.
+    set_input(driver, "num-steps", "0")
+    driver.find_element(By.ID, "enqueue-button").click()
+    error = driver.find_element(By.ID, "enqueue-error")
+    wait_for(error.is_displayed, timeout=10, what="the enqueue error")
+    assert "num_steps must be an integer from 1 to" in error.text
+    set_input(driver, "num-steps", "")
+    driver.find_element(By.ID, "enqueue-button").click()
+    wait_for(lambda: "Enter the number of steps" in error.text, timeout=5, what="the form check")
+    time.sleep(1.5)  # a poll or two later, still the one workflow
+    assert page_state(driver)["ids"] == [long_id]
+    assert_no_console_errors(
+        driver,
+        expected=(
+            "/api/workflows - Failed to load resource: the server responded with a status of 422",
+        ),
+    )
+
+
+def test_paging_older_and_newer(sqlite_stack: Stack, driver: WebDriver, tmp_path: Path) -> None:
+    stack = sqlite_stack
+    with stack.client() as client:
+        for _ in range(120):
+            enqueue(client, 1, step_seconds=0)
+        first, next_url = api_ids(client)
+        second, next_url = api_ids(client, next_url)
+        third, next_url = api_ids(client, next_url)
+    assert (len(first), len(second), len(third), next_url) == (50, 50, 20, "")
+
+    open_page(driver, stack)
+    state = wait_page(driver, "Page 1")
+    assert state["ids"] == first
+    assert (state["older"], state["newer"]) == (True, False)
+
+    driver.find_element(By.ID, "older-button").click()
+    state = wait_page(driver, "Page 2")
+    assert state["ids"] == second
+    assert not set(state["ids"]) & set(first)
+    assert (state["older"], state["newer"]) == (True, True)
+
+    driver.find_element(By.ID, "older-button").click()
+    state = wait_page(driver, "Page 3")
+    assert state["ids"] == third
+    assert (state["older"], state["newer"]) == (False, True)
+
+    driver.find_element(By.ID, "newer-button").click()
+    assert wait_page(driver, "Page 2")["ids"] == second
+    driver.find_element(By.ID, "newer-button").click()
+    state = wait_page(driver, "Page 1")
+    assert state["ids"] == first
+    assert not state["newer"]
+
+    # The status filter: once all have run, "Enqueued" is empty and "Success" lists them.
+    with stack.client() as client:
+        wait_for(
+            lambda: client.get("/api/workflows?status=ENQUEUED,PENDING&limit=1").json() == [],
+            timeout=60,
+            what="all 120 workflows to finish",
+        )
+    Select(driver.find_element(By.ID, "status-filter")).select_by_value("ENQUEUED")
+    wait_for(lambda: page_state(driver)["empty"], timeout=10, what="the filtered empty state")
+    assert page_state(driver)["emptyTitle"] == "No workflows with this status"
+    Select(driver.find_element(By.ID, "status-filter")).select_by_value("SUCCESS")
+    state = wait_for(
+        lambda: (s := page_state(driver))["ids"] == first and s["busy"] == "false" and s,
+        timeout=10,
+        what="the SUCCESS filter to list the newest 50",
+    )
+    statuses = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#workflow-rows tr'), tr => tr.dataset.status)"
+    )
+    assert set(statuses) == {"SUCCESS"}
+    driver.save_screenshot(str(tmp_path / "page-many.png"))
+
+    # Only ever one page: every list request asked for 50 rows, never the whole table.
+    list_requests = [u for u in resource_urls(driver) if urlsplit(u).path == "/api/workflows"]
+    assert list_requests
+    assert all(parse_qs(urlsplit(u).query).get("limit") == ["50"] for u in list_requests)
+    assert_only_own_origin(driver, stack)
+    assert_no_console_errors(driver)
+
+
+def test_connection_lost_notice_and_recovery(sqlite_stack: Stack, driver: WebDriver) -> None:
+    stack = sqlite_stack
+    open_page(driver, stack)
+    assert not page_state(driver)["notice"]
+    assert stack.api is not None
+    stack.api.terminate()
+
+    state = wait_for(
+        lambda: (s := page_state(driver))["notice"] and s,
+        timeout=15,
+        what="the connection-lost notice",
+    )
+    assert "Connection lost, retrying" in state["noticeText"]
+    assert state["live"] == "offline"
+
+    stack.start_api()  # same port
+    wait_for(
+        lambda: not (s := page_state(driver))["notice"] and s["live"] == "live",
+        timeout=45,
+        what="the page to reconnect and hide the notice",
+    )
+    # Failed fetches log SEVERE network errors by design here, so console errors are not checked.
