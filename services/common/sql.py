@@ -62,7 +62,7 @@ _ATTRIBUTES = "SELECT attributes FROM {s}workflow_status WHERE workflow_uuid = :
 
 # One row by primary key, for the worker's queue-wait and duration metrics.
 _WORKFLOW_TIMING = """
-SELECT name, queue_name, created_at, started_at_epoch_ms, recovery_attempts
+SELECT name, status, queue_name, created_at, started_at_epoch_ms, recovery_attempts
 FROM {s}workflow_status
 WHERE workflow_uuid = :workflow_id
 """
@@ -117,6 +117,7 @@ class QueueStats:
 @dataclass(frozen=True)
 class WorkflowTiming:
     name: str
+    status: str
     queue_name: str | None
     created_at_ms: int
     # When a worker last dequeued it (None if it never went through a queue).
@@ -215,6 +216,7 @@ class WorkflowQueries:
             return None
         return WorkflowTiming(
             name=row.name,
+            status=row.status,
             queue_name=row.queue_name,
             created_at_ms=int(row.created_at),
             started_at_ms=_int_or_none(row.started_at_epoch_ms),

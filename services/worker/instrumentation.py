@@ -7,8 +7,9 @@
 Semantics (docs/metrics.md has the long form):
 - A completion is counted when the workflow function returns or raises *in this process*. A worker
   killed mid-run counts nothing; the worker that recovers the workflow counts it once when its
-  re-execution returns. An execution that lost ownership of its workflow to another executor
-  (DBOSWorkflowConflictIDError) counts nothing: the owner counts it.
+  re-execution returns. An execution that loses ownership of its workflow
+  (DBOSWorkflowConflictIDError) counts CANCELLED if the workflow was cancelled, else nothing: a
+  recovery or resume moved it to another execution, which counts it.
 - Duration is measured from the function's entry to its exit in this process.
 - Queue wait (enqueue to dequeue) is observed on the first dispatch only (recovery_attempts <= 1):
   a recovered or re-dispatched workflow would otherwise report its whole life as queue wait.
@@ -26,15 +27,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from dbos import DBOS
 from dbos._error import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
-from services.common.sql import WorkflowQueries, WorkflowTiming
+from services.common.sql import WorkflowTiming
 
 log = logging.getLogger(__name__)
+
+# No `_created` series: they double the series count and no dashboard or rule reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,14 +90,20 @@ def register_workflow_metrics(registry: CollectorRegistry) -> WorkflowMetrics:
     )
 
 
+class TimingSource(Protocol):
+    """Reads a workflow's row (services.common.sql.WorkflowQueries in the worker)."""
+
+    def workflow_timing(self, workflow_id: str) -> WorkflowTiming | None: ...
+
+
 class _Sink:
     """Where @instrumented reports: set once by the worker at start-up (nothing before that)."""
 
     metrics: WorkflowMetrics | None = None
-    queries: WorkflowQueries | None = None
+    queries: TimingSource | None = None
 
 
-def install(metrics: WorkflowMetrics, queries: WorkflowQueries) -> None:
+def install(metrics: WorkflowMetrics, queries: TimingSource) -> None:
     _Sink.metrics = metrics
     _Sink.queries = queries
 
@@ -114,7 +124,9 @@ def _timing(workflow_id: str | None) -> WorkflowTiming | None:
 
 
 @contextmanager
-def _observe(default_name: str, timing: WorkflowTiming | None) -> Iterator[None]:
+def _observe(
+    default_name: str, workflow_id: str | None, timing: WorkflowTiming | None
+) -> Iterator[None]:
     metrics = _Sink.metrics
     if metrics is None:
         yield
@@ -134,7 +146,12 @@ def _observe(default_name: str, timing: WorkflowTiming | None) -> Iterator[None]
     try:
         yield
     except DBOSWorkflowConflictIDError:
-        raise  # another execution owns this workflow now and counts it
+        # Ownership moved: a cancel (count it here, nobody else will) or a recovery/resume (the
+        # new owner counts it when it finishes).
+        now = _timing(workflow_id)
+        if now is not None and now.status == "CANCELLED":
+            done("CANCELLED")
+        raise
     except DBOSWorkflowCancelledError:
         done("CANCELLED")
         raise
@@ -153,15 +170,17 @@ def instrumented(func: Callable[P, R]) -> Callable[P, R]:
 
         @functools.wraps(func)
         async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            timing = await asyncio.to_thread(_timing, DBOS.workflow_id)
-            with _observe(default_name, timing):
+            workflow_id = DBOS.workflow_id
+            timing = await asyncio.to_thread(_timing, workflow_id)
+            with _observe(default_name, workflow_id, timing):
                 return await func(*args, **kwargs)
 
         return cast(Callable[P, R], async_wrapper)
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _observe(default_name, _timing(DBOS.workflow_id)):
+        workflow_id = DBOS.workflow_id
+        with _observe(default_name, workflow_id, _timing(workflow_id)):
             return func(*args, **kwargs)
 
     return wrapper
