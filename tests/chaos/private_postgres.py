@@ -6,6 +6,7 @@ initdb refuses to run as root, so as root the cluster is created and run as the 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -60,8 +61,6 @@ class PrivatePostgres:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.dir, ignore_errors=True)
