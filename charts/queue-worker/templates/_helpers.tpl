@@ -187,7 +187,7 @@ prometheus.io/path: /metrics
 
 {{/* NetworkPolicy egress of the API and worker pods: DNS and the database port only. */}}
 {{- define "queue-worker.egressToDatabase" -}}
-{{- $root := index . 0 }}{{- $np := $root.Values.networkPolicy }}
+{{- $root := index . 0 }}{{- $np := $root.Values.networkPolicy -}}
 # DNS, to resolve the database host.
 - ports:
     - port: 53
