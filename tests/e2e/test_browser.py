@@ -414,3 +414,67 @@ def test_connection_lost_notice_and_recovery(sqlite_stack: Stack, driver: WebDri
         what="the page to reconnect and hide the notice",
     )
     # Failed fetches log SEVERE network errors by design here, so console errors are not checked.
+
+
+API_TOKEN = "browser-test-token-0123456789"
+
+
+@pytest.fixture
+def token_stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """An API started with API_TOKENS (no worker: nothing here needs to run)."""
+    stack = Stack(sqlite_url, tmp_path, API_TOKENS=API_TOKEN)
+    try:
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_token_prompt_when_the_api_needs_a_token(token_stack: Stack, driver: WebDriver) -> None:
+    stack = token_stack
+    driver.get(f"{stack.base_url}/")
+    panel = driver.find_element(By.ID, "auth-panel")
+    wait_for(panel.is_displayed, timeout=15, what="the token prompt")
+    state = page_state(driver)
+    assert state["live"] == "locked"
+    assert not state["notice"], "a 401 is not a lost connection"
+
+    set_input(driver, "api-token", "wrong-token-wrong-token")
+    driver.find_element(By.ID, "token-button").click()
+    hint = driver.find_element(By.ID, "auth-hint")
+    wait_for(
+        lambda: panel.is_displayed() and "refused" in hint.text,
+        timeout=15,
+        what="the wrong token to be refused",
+    )
+
+    set_input(driver, "api-token", API_TOKEN)
+    driver.find_element(By.ID, "token-button").click()
+    wait_for(
+        lambda: (s := page_state(driver))["live"] == "live" and s["empty"],
+        timeout=15,
+        what="the page to load with the token",
+    )
+    assert not panel.is_displayed()
+    set_input(driver, "num-steps", "2")
+    driver.find_element(By.ID, "enqueue-button").click()
+    (workflow_id,) = wait_for(lambda: page_state(driver)["ids"], timeout=10, what="the new row")
+    with httpx.Client(base_url=stack.base_url) as client:
+        resp = client.get(
+            f"/api/workflows/{workflow_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+    assert resp.status_code == 200
+
+    # The token lasts for the tab (sessionStorage), and "Forget token" drops it.
+    driver.refresh()
+    wait_for(
+        lambda: page_state(driver)["ids"] == [workflow_id], timeout=15, what="the reloaded page"
+    )
+    assert not driver.find_element(By.ID, "auth-panel").is_displayed()
+    driver.find_element(By.ID, "forget-token").click()
+    wait_for(
+        driver.find_element(By.ID, "auth-panel").is_displayed,
+        timeout=15,
+        what="the prompt after forgetting the token",
+    )
+    assert_no_console_errors(driver, expected=("status of 401 (Unauthorized)",))

@@ -16,6 +16,7 @@
   const HIDDEN_POLL_MS = 15000; // background tab: keep the data roughly fresh, cheaply
   const MAX_BACKOFF_MS = 30000; // ceiling of the retry delay while requests fail
   const REQUEST_TIMEOUT_MS = 10000;
+  const TOKEN_KEY = "queue-worker.api-token"; // sessionStorage: gone when the tab closes
 
   const ACTIVE = new Set(["ENQUEUED", "DELAYED", "PENDING"]);
   const RESUMABLE = new Set(["CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
@@ -45,6 +46,11 @@
     emptyHint: $("empty-hint"),
     loading: $("loading-state"),
     rowTemplate: $("row-template"),
+    authPanel: $("auth-panel"),
+    authHint: $("auth-hint"),
+    tokenForm: $("token-form"),
+    tokenInput: $("api-token"),
+    forgetToken: $("forget-token"),
   };
 
   const state = {
@@ -62,6 +68,8 @@
     // Bumped whenever what is on screen changes under a running poll (navigation, enqueue,
     // cancel): that poll's answer may be stale and is dropped.
     generation: 0,
+    token: loadToken(), // bearer token for /api/*, when the server was started with API_TOKENS
+    authNeeded: false, // the API said 401: polling waits for a token
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -91,6 +99,7 @@
   async function request(method, url, { body, signal } = {}) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
     let res;
     try {
       res = await fetch(url, {
@@ -106,6 +115,7 @@
       throw new HttpError(0, "Could not reach the API");
     }
     const data = await readJson(res);
+    if (res.status === 401) needToken();
     if (!res.ok) throw new HttpError(res.status, errorMessage(data, res));
     return { data, link: res.headers.get("Link") };
   }
@@ -162,6 +172,7 @@
       setHealthy();
     } catch (err) {
       if (generation !== state.generation) return; // superseded, not a failure
+      if (err instanceof HttpError && err.status === 401) return; // needToken() took over
       if (err instanceof HttpError && err.status === 400 && state.backStack.length) {
         // A cursor the API no longer accepts (e.g. after an upgrade): start over at page 1.
         goToFirstPage();
@@ -171,7 +182,8 @@
     } finally {
       clearTimeout(timeout);
       if (state.inFlight === controller) state.inFlight = null;
-      if (generation === state.generation) schedule(nextDelay());
+      // While a token is needed there is nothing to poll for; submitting one polls again.
+      if (generation === state.generation && !state.authNeeded) schedule(nextDelay());
     }
   }
 
@@ -206,10 +218,71 @@
 
   document.addEventListener("visibilitychange", () => {
     // Back in view: refresh now instead of waiting out the slow background delay.
-    if (!document.hidden && !state.inFlight) poll();
+    if (!document.hidden && !state.inFlight && !state.authNeeded) poll();
   });
   window.addEventListener("online", () => {
-    if (!state.inFlight) poll();
+    if (!state.inFlight && !state.authNeeded) poll();
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // API token (only when the server was started with API_TOKENS; the page itself is public)
+
+  function loadToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY) || null;
+    } catch (_) {
+      return null; // storage disabled: the token then lasts until the page is reloaded
+    }
+  }
+
+  function saveToken(token) {
+    state.token = token;
+    try {
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+    } catch (_) {
+      /* keep it in memory only */
+    }
+    els.forgetToken.hidden = !token;
+  }
+
+  /** The API answered 401: ask for a token and stop polling until there is one. */
+  function needToken() {
+    const firstTime = !state.authNeeded;
+    state.authNeeded = true;
+    els.notice.hidden = true;
+    els.live.dataset.state = "locked";
+    setText(els.liveText, "Token needed");
+    setText(
+      els.authHint,
+      state.token
+        ? "The server refused this token. Paste a valid one."
+        : "Paste one of the API tokens configured on the server (API_TOKENS).",
+    );
+    els.authPanel.hidden = false;
+    if (firstTime) els.tokenInput.focus();
+  }
+
+  els.tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = els.tokenInput.value.trim();
+    // Header values must be ASCII; the server's tokens are printable ASCII without spaces.
+    if (!token || !/^[\x21-\x7e]+$/.test(token)) {
+      setText(els.authHint, "A token is printable ASCII without spaces.");
+      return;
+    }
+    saveToken(token);
+    els.tokenInput.value = "";
+    state.authNeeded = false;
+    els.authPanel.hidden = true;
+    setText(els.liveText, "Connecting…");
+    els.live.dataset.state = "connecting";
+    pollNow();
+  });
+
+  els.forgetToken.addEventListener("click", () => {
+    saveToken(null);
+    pollNow(); // a server without tokens keeps working; one with tokens asks again
   });
 
   // ---------------------------------------------------------------------------------------------
@@ -657,6 +730,7 @@
   // ---------------------------------------------------------------------------------------------
 
   state.pageUrl = firstPageUrl();
+  els.forgetToken.hidden = !state.token;
   els.table.setAttribute("aria-busy", "true");
   renderPager();
   poll();
