@@ -185,6 +185,14 @@ class WorkerPool:
             worker.proc.proc.send_signal(signal.SIGTERM)
         self.stopping.append(worker)
 
+    def kill(self, worker: Worker) -> None:
+        """SIGKILL, as a node loss would: no drain, no hand-back."""
+        self.running.remove(worker)
+        worker.proc.kill()
+        worker.exit_code = worker.proc.proc.returncode
+        self.stopped.append(worker)
+        self._publish_targets()
+
     def _publish_targets(self) -> None:
         if self.prometheus is not None:
             self.prometheus.set_worker_targets([w.target for w in self.running])
