@@ -40,7 +40,7 @@ CONCURRENCY = 2
 def db_backlog(url: str) -> tuple[int, int]:
     """(ENQUEUED, PENDING) of the queue, straight from the system database."""
     with psycopg.connect(url) as conn:
-        rows = dict(
+        rows: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM dbos.workflow_status"
                 " WHERE queue_name = %s AND status IN ('ENQUEUED', 'PENDING') GROUP BY status",

@@ -51,7 +51,8 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_every_alert_is_unit_tested_firing_and_quiet() -> None:
     alerts = {r.name for r in rule_exprs() if r.kind == "alert"}
-    fires, quiet = set(), set()
+    fires: set[str] = set()
+    quiet: set[str] = set()
     for path in sorted((RULES_DIR / "tests").glob("*.yaml")):
         for case in yaml.safe_load(path.read_text())["tests"]:
             for t in case.get("alert_rule_test", []):
