@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+import services
 from services.api.routes.health import routes as api_health_routes
 from services.cli import build_parser
 from services.common.names import WORKFLOW_QUEUE
@@ -259,6 +260,7 @@ def test_worker_identity_and_version_come_from_pod_name_and_image_tag() -> None:
 
 def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == services.__version__  # scripts/images.sh's default tag
     c = _worker_container(render())
     assert c["image"] == f"queue-worker-worker:{chart['appVersion']}"
     assert env_of(c)["DBOS__APPVERSION"]["value"] == chart["appVersion"]
