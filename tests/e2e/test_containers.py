@@ -278,6 +278,13 @@ def test_stack_of_containers_runs_and_drains_a_stopped_worker(
         assert done["steps_completed"] == 2
         assert done["executor_id"] in {f"{role}-{containers.suffix}" for role in worker_ports}
         assert "queue_worker_queue_depth" in http.get("/metrics").text
+        # The web page and its static files are in the API image.
+        page = http.get("/")
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
+        assert http.get("/openapi.json").status_code == 200
+        for asset in ("/static/app.js", "/static/style.css"):
+            assert http.get(asset).status_code == 200, asset
 
         # 4. Busy workers: 4 workflows of ~4 s, at most 2 per worker.
         busy = [enqueue(http, 8, step_seconds=0.5) for _ in range(4)]
