@@ -121,3 +121,14 @@ def test_monitoring_switches_fail_clearly_without_files(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "run scripts/sync-chart-files.sh" in proc.stderr
+
+
+def test_packaged_chart_carries_the_monitoring_files(tmp_path: Path) -> None:
+    """`helm package` (what a chart repository serves) keeps files/: .helmignore drops none."""
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (package,) = tmp_path.glob("queue-worker-*.tgz")
+    args = [f"{k}={v}" for k, v in MONITORING.items()]
+    out = helm("template", "qw", str(package), *[a for kv in args for a in ("--set", kv)]).stdout
+    kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
+    assert kinds.count("PrometheusRule") == len(_rule_files())
+    assert kinds.count("ConfigMap") == len(_dashboards())
