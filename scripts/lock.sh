@@ -7,7 +7,7 @@
 # Pass --upgrade to move every pin to the newest allowed release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${QW_CACHE:-$HOME/.cache/queue-worker}
+cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 uv=$cache/tools/bin/uv
 if [ ! -x "$uv" ]; then
   python3 -m venv "$cache/tools"

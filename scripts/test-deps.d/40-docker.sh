@@ -5,7 +5,7 @@
 # --network host and talks to 127.0.0.1 only. Its log: $QW_CACHE/dockerd.log, its pid: $QW_CACHE/dockerd.pid
 # (stop it with: kill "$(cat ~/.cache/queue-worker/dockerd.pid)").
 set -euo pipefail
-cache=${QW_CACHE:-$HOME/.cache/queue-worker}
+cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 mkdir -p "$cache"
 
 if ! command -v dockerd >/dev/null; then

@@ -5,7 +5,7 @@
 # tarball in $QW_CACHE so a pruned Docker engine gets it back in seconds.
 set -euo pipefail
 image=${QW_BASE_IMAGE:-local/python-base}
-cache=${QW_CACHE:-$HOME/.cache/queue-worker}
+cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 tarball=$cache/python-base-bookworm.tar
 mkdir -p "$cache"
 

