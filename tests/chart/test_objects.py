@@ -198,11 +198,16 @@ def test_app_pods_run_as_the_images_fixed_uid() -> None:
 # ---------------------------------------------------------------- environment and secrets
 
 
-def _env_values(c: Obj) -> dict[str, str]:
+def _env_values(c: Obj, tokens_file: Path) -> dict[str, str]:
     """The container's env as the process would see it (Secrets and fieldRefs filled in)."""
     out: dict[str, str] = {}
+    mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
     for key, entry in env_of(c).items():
-        if "value" in entry:
+        if key == "API_TOKENS_FILE":
+            assert str(Path(entry["value"]).parent) in mounts, entry
+            tokens_file.write_text("an-api-token-of-20-chars\n")
+            out[key] = str(tokens_file)
+        elif "value" in entry:
             out[key] = str(entry["value"])
         elif "secretKeyRef" in entry.get("valueFrom", {}):
             out[key] = "postgresql://app:pw@db.example.com:5432/queue_worker"
@@ -211,9 +216,10 @@ def _env_values(c: Obj) -> dict[str, str]:
     return out
 
 
-def test_env_parses_with_the_services_settings_loader(rendered: Rendered) -> None:
+def test_env_parses_with_the_services_settings_loader(rendered: Rendered, tmp_path: Path) -> None:
     for c in (_api_container(rendered), _worker_container(rendered)):
-        settings = load_settings(_env_values(c))  # raises SettingsError on a bad value
+        # Raises SettingsError on a bad value, e.g. a dead-after shorter than two heartbeats.
+        settings = load_settings(_env_values(c, tmp_path / "tokens"))
         assert settings.database_url.startswith("postgresql://")
 
 
@@ -234,6 +240,25 @@ def test_referenced_secret_keys_exist(rendered: Rendered) -> None:
                     # Not made by the chart: it must be one the values name as existing.
                     assert ref["name"] in {"queue-worker-database", "queue-worker-database-owner"}
                     assert ref["key"] == "url"
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] not in made  # the user's own Secret
+                assert [i["key"] for i in volume["secret"]["items"]] == ["tokens"]
+
+
+def test_api_tokens_come_from_a_mounted_secret() -> None:
+    rendered = render(set_values={"api.auth.existingSecret": "api-tokens"})
+    spec = rendered.get("Deployment", name("api"))["spec"]["template"]["spec"]
+    c = container(spec, "api")
+    path = Path(env_of(c)["API_TOKENS_FILE"]["value"])
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "api-tokens"
+    assert volume["secret"]["items"] == [{"key": "tokens", "path": path.name}]
+    # Readable by the pod's group (fsGroup), not by others.
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert "API_TOKENS_FILE" not in env_of(_api_container(render()))
 
 
 def test_chart_made_secret_exists_before_the_migrations_job() -> None:

@@ -44,6 +44,10 @@ REJECTED = [
         ["postgres.enabled=true starts a throwaway database", "keep only one"],
     ),
     (
+        {"worker.deadAfterSeconds": "6"},
+        ["worker.deadAfterSeconds (6) must be at least twice worker.heartbeatSeconds (5)"],
+    ),
+    (
         {"worker.autoscaling.minReplicas": "5", "worker.autoscaling.maxReplicas": "3"},
         ["worker.autoscaling.minReplicas (5) is greater than worker.autoscaling.maxReplicas (3)"],
     ),
