@@ -126,6 +126,8 @@ def test_image_has_no_compiler_and_only_its_own_service(
     other = "worker" if name == "api" else "api"
     script = (
         "import importlib.util, shutil, sys\n"
+        # The operator commands both images run (migrate: the Job; recover: kubectl exec).
+        "import services.common.migrate, services.common.recover\n"
         "compilers = [c for c in ('gcc', 'cc', 'c++', 'clang', 'make') if shutil.which(c)]\n"
         f"own = importlib.util.find_spec('services.{name}') is not None\n"
         f"other = importlib.util.find_spec('services.{other}') is not None\n"
