@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test test-fast lint typecheck check bench clean
+.PHONY: help install dev test test-fast lint typecheck check bench images chart-files clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ check: lint typecheck  ## everything CI checks before the tests
 
 bench: install  ## benchmarks; results in bench/results/
 	$(BIN)/python -m bench
+
+images:  ## build both container images (see docs/kubernetes.md)
+	./scripts/images.sh
+
+chart-files:  ## copy deploy/ dashboards and rules into the chart (a test fails when they drift)
+	./scripts/sync-chart-files.sh
 
 clean:  ## remove the venv, caches and the dev SQLite file
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dbos_queue_worker.sqlite*
