@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 log = logging.getLogger("queue_worker.api")
 
@@ -57,10 +58,28 @@ async def api_error_handler(_: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, code=exc.code)
 
 
-async def http_exception_handler(_: Request, exc: Exception) -> Response:
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return error_response(exc.status_code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route that matched the path; one path served by
+        # two routes (GET and POST /api/workflows) must list the methods of both.
+        methods = {
+            method
+            for route in request.app.router.routes
+            if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods
+        }
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return error_response(exc.status_code, message, headers=headers)
+
+
+async def client_disconnect_handler(_: Request, __: Exception) -> Response:
+    # The client hung up before sending its whole body: nobody will read an answer, and it is not
+    # a server error (nginx's 499 "client closed request" keeps it out of 5xx rates and logs).
+    return Response(status_code=499)
 
 
 async def database_error_handler(request: Request, exc: Exception) -> Response:
@@ -81,4 +100,5 @@ EXCEPTION_HANDLERS = {
     OperationalError: database_error_handler,
     PoolTimeoutError: database_error_handler,
     InterfaceError: database_error_handler,
+    ClientDisconnect: client_disconnect_handler,
 }

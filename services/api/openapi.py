@@ -85,7 +85,7 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                     "description": "Seconds per demo step (default: DEFAULT_STEP_SECONDS).",
                 },
                 "priority": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": MAX_PRIORITY,
                     "description": "Lower runs first; a workflow without priority runs before any.",

@@ -71,6 +71,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _json_int(value: Any) -> int | None:
+    """An integer as JSON Schema counts them: 2 and 2.0 alike (not booleans, not 2.5)."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def parse_enqueue(
     body: dict[str, Any], *, max_num_steps: int, default_step_seconds: float
 ) -> EnqueueRequest:
@@ -79,8 +88,8 @@ def parse_enqueue(
         raise ApiError(422, f"unknown field(s): {', '.join(map(repr, unknown))}")
     if "num_steps" not in body:
         raise ApiError(422, "num_steps is required")
-    num_steps = body["num_steps"]
-    if not _is_int(num_steps) or not 1 <= num_steps <= max_num_steps:
+    num_steps = _json_int(body["num_steps"])
+    if num_steps is None or not 1 <= num_steps <= max_num_steps:
         raise ApiError(422, f"num_steps must be an integer from 1 to {max_num_steps}")
     step_seconds = body.get("step_seconds", default_step_seconds)
     if (
@@ -90,8 +99,9 @@ def parse_enqueue(
         or not 0 <= step_seconds <= MAX_STEP_SECONDS
     ):
         raise ApiError(422, f"step_seconds must be a number from 0 to {MAX_STEP_SECONDS:g}")
-    priority = body.get("priority")
-    if priority is not None and (not _is_int(priority) or not 1 <= priority <= MAX_PRIORITY):
+    raw_priority = body.get("priority")
+    priority = None if raw_priority is None else _json_int(raw_priority)
+    if raw_priority is not None and (priority is None or not 1 <= priority <= MAX_PRIORITY):
         raise ApiError(422, f"priority must be an integer from 1 to {MAX_PRIORITY}")
     return EnqueueRequest(num_steps=num_steps, step_seconds=float(step_seconds), priority=priority)
 
@@ -124,7 +134,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
             raise ValueError
         if created_at > 2**62 or len(workflow_id) > 1000:
             raise ValueError
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        # No stored id holds NUL or a lone surrogate (neither can be sent to the database).
+        if "\x00" in workflow_id:
+            raise ValueError
+        workflow_id.encode("utf-8")
+    except (ValueError, TypeError, UnicodeError, binascii.Error, RecursionError):
         raise ApiError(
             400, "cursor is not valid; use the Link header of the previous page"
         ) from None
@@ -137,6 +151,8 @@ def _csv(params: QueryParams, name: str) -> list[str] | None:
         return None
     if len(values) > MAX_FILTER_VALUES or any(len(v) > MAX_FILTER_VALUE_LEN for v in values):
         raise ApiError(400, f"{name}: at most {MAX_FILTER_VALUES} values, each at most 200 chars")
+    if any("\x00" in v for v in values):
+        raise ApiError(400, f"{name}: values must not contain NUL characters")
     return values
 
 

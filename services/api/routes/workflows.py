@@ -78,7 +78,10 @@ async def enqueue_workflow(request: Request) -> Response:
         max_num_steps=settings.max_num_steps,
         default_step_seconds=settings.default_step_seconds,
     )
-    key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    keys = request.headers.getlist("idempotency-key")
+    if len(keys) > 1:
+        raise ApiError(400, "send one Idempotency-Key header, not several")
+    key = parse_idempotency_key(keys[0] if keys else None)
     workflow_id = idempotent_workflow_id(key) if key is not None else None
     replayed = False
     if workflow_id is not None:
@@ -137,9 +140,11 @@ async def list_workflows(request: Request) -> Response:
 
 
 async def _get_or_404(queries: WorkflowQueries, workflow_id: str) -> WorkflowRow:
-    row = await run_in_threadpool(queries.get, workflow_id)
+    # No workflow id holds NUL (Postgres text cannot), and Postgres refuses to compare with one.
+    row = None if "\x00" in workflow_id else await run_in_threadpool(queries.get, workflow_id)
     if row is None:
-        raise ApiError(404, f"no workflow with id {workflow_id!r}")
+        shown = workflow_id if len(workflow_id) <= 100 else workflow_id[:100] + "..."
+        raise ApiError(404, f"no workflow with id {shown!r}")
     return row
 
 
