@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         f"concurrency {CONCURRENCY}, 1..{MAX_REPLICAS} workers\n"
     )
     print(
-        "| run | scrape = eval = sync | to desired replicas | to all ready | drain | speed-up vs fixed |"
+        "| run | scrape = eval = sync | to desired replicas | to all ready | drain |"
+        " speed-up vs fixed |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| fixed single worker | - | - | - | {fixed:.1f}s | 1.00x |")
