@@ -162,7 +162,13 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            # Printable ASCII; HTTP strips spaces at either end.
+                            "pattern": "^[!-~]([ -~]*[!-~])?$",
+                        },
                         "description": "A retry with the same key and body gets the same workflow.",
                     }
                 ],

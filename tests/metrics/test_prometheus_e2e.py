@@ -123,12 +123,17 @@ def test_dashboards_rules_and_adapter_query_against_a_real_prometheus(
         assert adapter_value() == enqueued + pending == BACKLOG
         keda, _ = keda_query(NAMESPACE)
         assert [s.value for s in prometheus.query(keda)] == [BACKLOG]
-        # Two API replicas export the same counts: summing would double the signal.
-        raw = prometheus.query(
+        # Two API replicas export the same counts: summing would double the signal. Each replica
+        # is scraped on its own schedule, so wait until both samples postdate the backlog.
+        raw_sum = (
             f'sum(queue_worker_queue_depth{{queue="{WORKFLOW_QUEUE}"}}'
             f' + queue_worker_queue_in_flight{{queue="{WORKFLOW_QUEUE}"}})'
         )
-        assert [s.value for s in raw] == [2 * BACKLOG]
+        wait_for(
+            lambda: [s.value for s in prometheus.query(raw_sum)] == [2 * BACKLOG],
+            timeout=15,
+            what="both API replicas' samples to show the backlog",
+        )
         assert prometheus.targets_up("queue-worker-api") == 2
 
         wait_for(
