@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from dbos import DBOSClient
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -31,11 +32,20 @@ log = logging.getLogger("queue_worker.api")
 MAX_BODY_BYTES = 16 * 1024
 
 
-def make_client(settings: Settings) -> DBOSClient:
+def make_client(settings: Settings, engine: sa.Engine) -> DBOSClient:
+    if engine.dialect.name == "postgresql":
+        # One connection pool for DBOS's writes and our reads: API_DB_POOL_SIZE is the whole
+        # footprint of an API process on Postgres's max_connections.
+        return DBOSClient(
+            system_database_engine=engine,
+            application_name=APP_NAME,
+            retry_connection_errors=False,
+            lazy=True,
+        )
+    # SQLite: DBOS configures its own engine (pragmas, locking) for the file.
     return DBOSClient(
         system_database_url=settings.database_url,
         application_name=APP_NAME,
-        system_database_pool_size=settings.api_pool_size,
         # Fail fast (503) instead of blocking a request until the database returns.
         retry_connection_errors=False,
         lazy=True,
@@ -56,7 +66,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.client = client if client is not None else make_client(settings)
+        app.state.client = client if client is not None else make_client(settings, queries.engine)
         log.info("api ready", extra={"database": settings.redacted_database_url})
         try:
             yield
