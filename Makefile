@@ -36,8 +36,8 @@ typecheck: install  ## mypy --strict
 
 check: lint typecheck  ## everything CI checks before the tests
 
-bench: install  ## benchmarks; results in bench/results/
-	$(BIN)/python -m bench
+bench: install  ## benchmarks; results in bench/results/ (BENCH_ARGS=--quick for a short run)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 images:  ## build both container images (see docs/kubernetes.md)
 	./scripts/images.sh

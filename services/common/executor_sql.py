@@ -101,6 +101,11 @@ class ExecutorQueries:
         """Idempotent; run by `queue-worker migrate` and by a worker that runs migrations."""
         with self.engine.begin() as conn:
             if self.is_postgres:
+                # IF NOT EXISTS is not atomic: workers starting together on a fresh database
+                # would race to create the schema (UniqueViolation). Serialize them.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK_KEY + 1}
+                )
                 conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS queue_worker"))
             for ddl in _CREATE:
                 conn.execute(self._sql(ddl))
