@@ -583,6 +583,11 @@ def test_unsupported_methods_are_405_with_the_right_allow(http: httpx.Client, pa
         if method in ROUTES[path]:
             continue
         resp = http.request(method, path)
+        if method == "X" * 100:
+            # uvicorn's httptools parser refuses a method no HTTP spec defines before the app
+            # sees it: a plain 400, which is a clean refusal too (h11 would let it reach the app).
+            assert resp.status_code in (400, 405), resp.status_code
+            continue
         assert_json_error(resp, 405)
         allowed = {m.strip() for m in resp.headers["allow"].split(",")} - {"HEAD", "OPTIONS"}
         assert allowed == ROUTES[path], f"{method} {path}: Allow: {resp.headers['allow']}"
