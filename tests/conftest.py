@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.migrate import migrate_schema
+from tests.support import Stack
 
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -111,3 +113,26 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """One fresh, migrated database of each kind: the test runs once on each."""
     fixture = "pg_url" if request.param == "postgres" else "sqlite_url"
     return str(request.getfixturevalue(fixture))
+
+
+@contextmanager
+def running_stack(
+    request: pytest.FixtureRequest, backend: str, workdir: Path, **env: str
+) -> Iterator[Stack]:
+    """An API and one worker on a fresh, migrated database of `backend` ("postgres" or
+    "sqlite"), for module-scoped fixtures; stopped, and the database dropped, afterwards."""
+    admin = ""
+    if backend == "postgres":
+        admin = request.getfixturevalue("pg_admin_url")
+        url = new_pg_database(admin, request.getfixturevalue("pg_template"))
+    else:
+        url = new_sqlite_database(request.getfixturevalue("sqlite_template"), workdir)
+    stack = Stack(url, workdir, **env)
+    try:
+        stack.start_api()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+        if backend == "postgres":
+            drop_pg_database(admin, url)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import drop_pg_database, new_pg_database, new_sqlite_database
+from tests.conftest import running_stack as conftest_running_stack
 from tests.support import Stack
 
 # Small, so the workflows that legitimate generated requests enqueue stay short.
@@ -43,27 +43,15 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Disconnect)\b.
 @contextmanager
 def running_stack(request: pytest.FixtureRequest, backend: str, workdir: Path) -> Iterator[Stack]:
     """An API and one worker on a fresh, migrated database; torn down (and dropped) after."""
-    admin = ""
-    if backend == "postgres":
-        admin = request.getfixturevalue("pg_admin_url")
-        url = new_pg_database(admin, request.getfixturevalue("pg_template"))
-    else:
-        url = new_sqlite_database(request.getfixturevalue("sqlite_template"), workdir)
-    stack = Stack(
-        url,
+    with conftest_running_stack(
+        request,
+        backend,
         workdir,
         MAX_NUM_STEPS=str(MAX_NUM_STEPS),
         # Generated workflows may still be running at teardown: don't wait for them.
         WORKER_SHUTDOWN_GRACE_SECONDS="1",
-    )
-    try:
-        stack.start_api()
-        stack.start_worker()
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
-        if backend == "postgres":
-            drop_pg_database(admin, url)
 
 
 def _engine(database_url: str) -> sa.Engine:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.names import WORKFLOW_QUEUE
-from tests.conftest import drop_pg_database, new_pg_database, new_sqlite_database
+from tests.conftest import running_stack
 from tests.support import Stack, enqueue, wait_for, wait_status
 
 
@@ -23,20 +23,8 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    if request.param == "postgres":
-        admin = request.getfixturevalue("pg_admin_url")
-        url = new_pg_database(admin, request.getfixturevalue("pg_template"))
-    else:
-        url = new_sqlite_database(request.getfixturevalue("sqlite_template"), workdir)
-    s = Stack(url, workdir, MAX_NUM_STEPS="50")
-    try:
-        s.start_api()
-        s.start_worker()
+    with running_stack(request, request.param, workdir, MAX_NUM_STEPS="50") as s:
         yield s
-    finally:
-        s.stop()
-        if request.param == "postgres":
-            drop_pg_database(admin, url)
 
 
 @pytest.fixture
