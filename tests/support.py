@@ -176,3 +176,18 @@ def wait_status(
         check, timeout=timeout, interval=0.1, what=f"{workflow_id} to reach {statuses}"
     )
     return result
+
+
+def wait_steps(
+    client: httpx.Client, workflow_id: str, at_least: int, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Wait until the workflow reports at least `at_least` completed steps."""
+
+    def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/workflows/{workflow_id}").json()
+        return body if (body.get("steps_completed") or 0) >= at_least else None
+
+    result: dict[str, Any] = wait_for(
+        check, timeout=timeout, interval=0.1, what=f"{workflow_id} to complete {at_least} step(s)"
+    )
+    return result

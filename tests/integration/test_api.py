@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from services.common.names import WORKFLOW_QUEUE
 from tests.conftest import running_stack
-from tests.support import Stack, enqueue, wait_for, wait_status
+from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
 
 
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])
@@ -112,11 +112,7 @@ def test_idempotent_retries_create_one_workflow(stack: Stack, http: httpx.Client
 
 def test_cancel_then_resume_finishes_the_workflow(http: httpx.Client) -> None:
     workflow_id = enqueue(http, 8, step_seconds=0.3)
-    wait_for(
-        lambda: (http.get(f"/api/workflows/{workflow_id}").json()["steps_completed"] or 0) >= 1,
-        timeout=30,
-        what="the first step",
-    )
+    wait_steps(http, workflow_id, 1)
     resp = http.post(f"/api/workflows/{workflow_id}/cancel")
     assert resp.status_code == 202, resp.text
     cancelled = wait_status(http, workflow_id, {"CANCELLED"})

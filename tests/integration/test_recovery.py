@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from tests.support import Stack, enqueue, wait_for, wait_status
+from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
 
 # Compressed liveness timings so the tests take seconds; production defaults are 5 / 30 / 10 s.
 FAST_LIVENESS = {
@@ -54,11 +54,7 @@ def test_killed_worker_is_recovered_by_a_peer(database_url: str, tmp_path: Path)
         doomed = stack.start_worker("doomed")
         with stack.client() as http:
             wf = enqueue(http, 8, step_seconds=0.4)
-            wait_for(
-                lambda: (workflow(http, wf)["steps_completed"] or 0) >= 2,
-                timeout=30,
-                what="two steps on the doomed worker",
-            )
+            wait_steps(http, wf, 2)
             survivor = stack.start_worker("survivor")
             killed_at_ms = int(time.time() * 1000)
             doomed.proc.kill()  # SIGKILL: no drain, no hand-back
@@ -108,11 +104,7 @@ def test_drained_worker_hands_back_unfinished_work(database_url: str, tmp_path: 
         first = stack.start_worker("first")
         with stack.client() as http:
             wf = enqueue(http, 6, step_seconds=1.0)
-            wait_for(
-                lambda: (workflow(http, wf)["steps_completed"] or 0) >= 1,
-                timeout=30,
-                what="the first step",
-            )
+            wait_steps(http, wf, 1)
             first.proc.terminate()
             assert first.proc.wait(timeout=15) == 0
             assert "handed back unfinished workflows" in first.log()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import Stack, enqueue, wait_for, wait_status
+from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
 
 
 def test_sigterm_lets_in_flight_workflow_finish(database_url: str, tmp_path: Path) -> None:
@@ -17,11 +17,7 @@ def test_sigterm_lets_in_flight_workflow_finish(database_url: str, tmp_path: Pat
         worker = stack.start_worker()
         with stack.client() as http:
             running = enqueue(http, 6, step_seconds=0.5)
-            wait_for(
-                lambda: (http.get(f"/api/workflows/{running}").json()["steps_completed"] or 0) >= 1,
-                timeout=30,
-                what="the workflow to start",
-            )
+            wait_steps(http, running, 1)
             started = time.monotonic()
             worker.proc.send_signal(15)
             # Readiness drops at once, so Kubernetes stops routing to a draining pod.
