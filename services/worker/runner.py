@@ -71,7 +71,10 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    queries = WorkflowQueries(create_engine(settings.database_url, pool_size=2))
+    # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
+    # DBOS keeps its own pool for the workflows.
+    engine = create_engine(settings.database_url, pool_size=5)
+    queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:
         if draining.is_set():
@@ -83,7 +86,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         return True, "ok"
 
     metrics = WorkerMetrics(settings, queries)
-    executors = ExecutorQueries(create_engine(settings.database_url, pool_size=3))
+    executors = ExecutorQueries(engine)
     liveness = Liveness(settings, executors, metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
