@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test test-fast lint typecheck check bench images chart-files clean
+.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-files cluster cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,11 @@ dev: install  ## run the API and one worker on SQLite; open http://localhost:$(P
 
 test: install  ## install what the tests need (Chromium, Postgres check) and run every test
 	./scripts/test-deps.sh
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/cluster
+
+test-cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local cluster brought up and down
+	./scripts/test-deps.sh
+	./scripts/test-cluster.sh
 
 test-fast: install  ## unit tests only (no database, no browser)
 	$(BIN)/pytest tests/unit
@@ -44,6 +48,12 @@ images:  ## build both container images (see docs/kubernetes.md)
 
 chart-files:  ## copy deploy/ dashboards and rules into the chart (a test fails when they drift)
 	./scripts/sync-chart-files.sh
+
+cluster: install  ## a local Kubernetes 1.34 built from the upstream modules; KUBECONFIG=.cluster/kubeconfig
+	./deploy/local-cluster/up.sh
+
+cluster-down:  ## stop the local cluster (exactly the processes `make cluster` started)
+	./deploy/local-cluster/down.sh
 
 clean:  ## remove the venv, caches and the dev SQLite file
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dbos_queue_worker.sqlite*

@@ -38,6 +38,7 @@ from tests.chart.helm import (
     pod_specs,
     render,
     render_scenario,
+    template_args,
 )
 
 pytestmark = pytest.mark.chart
@@ -420,9 +421,18 @@ def test_migrations_job_is_a_pre_install_and_pre_upgrade_hook() -> None:
     assert spec["restartPolicy"] == "Never"
 
 
-def test_with_the_throwaway_postgres_migrations_run_after_it_is_created() -> None:
-    job = render_scenario(BY_NAME["defaults"]).get("Job", name("migrate"))
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+def test_with_the_throwaway_postgres_the_first_install_migrates_beside_the_pods() -> None:
+    # A post-install hook would deadlock `helm install --wait` (the pods wait for the schema, Helm
+    # waits for the pods before post-install hooks): the first install's Job is an ordinary object
+    # of the release; upgrades migrate in the pre-upgrade hook (tests/cluster/ run both for real).
+    rendered = render_scenario(BY_NAME["defaults"])
+    install = rendered.get("Job", name("migrate-install"))
+    assert "helm.sh/hook" not in install["metadata"].get("annotations", {})
+    hook = rendered.get("Job", name("migrate"))
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    assert install["spec"]["template"] == hook["spec"]["template"]
+    upgrade = helm(*template_args(("dev.yaml",)), "--is-upgrade").stdout
+    assert "migrate-install" not in upgrade
 
 
 # ---------------------------------------------------------------- ingress, network, monitoring

@@ -1,0 +1,156 @@
+"""kubectl and helm against $KUBECONFIG, for the cluster tests.
+
+Nothing here knows which cluster it is: the local one (`make cluster`) or a user's kind/k3d. The
+images the chart runs must be in the cluster already (deploy/local-cluster/images.sh does it for
+the local cluster; `kind load docker-image` for kind).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.chart.helm import helm_bin
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "queue-worker"
+VALUES_DIR = ROOT / "deploy" / "values"
+APP_VERSION = re.search(
+    r'^appVersion: "(.+)"$', (CHART / "Chart.yaml").read_text(), re.MULTILINE
+).group(1)  # type: ignore[union-attr]
+# Image tags deploy/local-cluster/images.sh imports: the chart's appVersion and a second tag of
+# the same image, for upgrades to "a new image tag".
+NEXT_TAG = "next"
+# The throwaway Postgres image of the local cluster (no registry can serve `postgres` here).
+POSTGRES_IMAGE = {
+    "postgres.image.repository": os.environ.get("QW_POSTGRES_IMAGE_REPOSITORY", "local/postgres"),
+    "postgres.image.tag": os.environ.get("QW_POSTGRES_IMAGE_TAG", "15"),
+}
+
+Obj = dict[str, Any]
+
+
+class KubeError(AssertionError):
+    pass
+
+
+def kubectl_bin() -> str:
+    found = os.environ.get("KUBECTL_BIN") or shutil.which("kubectl")
+    if not found:
+        raise KubeError("kubectl not found: put it on PATH or set KUBECTL_BIN")
+    return found
+
+
+def run(
+    argv: Sequence[str], *, stdin: str | None = None, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise KubeError(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+    return proc
+
+
+def kubectl(
+    *args: str, stdin: str | None = None, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return run([kubectl_bin(), *args], stdin=stdin, timeout=timeout, check=check)
+
+
+def get(kind: str, name: str | None = None, *, namespace: str | None = None, **sel: str) -> Obj:
+    args = ["get", kind] + ([name] if name else []) + ["-o", "json"]
+    if namespace:
+        args += ["-n", namespace]
+    if sel:
+        args += ["-l", ",".join(f"{k}={v}" for k, v in sel.items())]
+    result: Obj = json.loads(kubectl(*args).stdout)
+    return result
+
+
+def items(kind: str, *, namespace: str | None = None, **sel: str) -> list[Obj]:
+    found: list[Obj] = get(kind, namespace=namespace, **sel)["items"]
+    return found
+
+
+def apply(manifest: str, *, namespace: str | None = None, server_side: bool = False) -> None:
+    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+    if server_side:
+        args += ["--server-side", "--force-conflicts"]
+    kubectl(*args, stdin=manifest)
+
+
+def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([helm_bin(), *args], timeout=timeout, check=check)
+
+
+def value_args(
+    values_files: Sequence[str | Path] = (), set_values: Mapping[str, str] | None = None
+) -> list[str]:
+    args: list[str] = []
+    for f in values_files:
+        path = Path(f)
+        args += ["-f", str(path if path.is_absolute() else VALUES_DIR / path)]
+    for key, value in (set_values or {}).items():
+        args += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
+    return args
+
+
+def wait_until(what: str, predicate: Any, timeout: float, interval: float = 1.0) -> Any:
+    """Polls predicate() until it returns something truthy; fails with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise KubeError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def ready_replicas(namespace: str, deployment: str) -> int:
+    status = get("deployment", deployment, namespace=namespace).get("status", {})
+    return int(status.get("readyReplicas") or 0)
+
+
+def running_pods(namespace: str, **sel: str) -> list[Obj]:
+    return [
+        p
+        for p in items("pods", namespace=namespace, **sel)
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def events(namespace: str, reason: str | None = None) -> list[Obj]:
+    evs = items("events", namespace=namespace)
+    return [e for e in evs if reason is None or e.get("reason") == reason]
+
+
+@contextmanager
+def port_forward(namespace: str, target: str, remote_port: int) -> Iterator[str]:
+    """`kubectl port-forward` to a Service or pod on a free local port; yields the base URL."""
+    proc = subprocess.Popen(
+        [kubectl_bin(), "port-forward", "-n", namespace, target, f":{remote_port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not m:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise KubeError(f"port-forward to {target} failed: {line}{err}")
+        yield f"http://127.0.0.1:{m.group(1)}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
