@@ -30,7 +30,7 @@ ctr() { command ctr --address "$sock" --namespace k8s.io "$@"; }
 [ -d "$state/pids" ] || { say "no cluster state in $state: nothing to stop"; exit 0; }
 
 # No controller may replace the pods deleted below.
-stop prometheus-adapter; stop prometheus; stop kube-controller-manager; stop kube-scheduler
+stop prometheus-adapter; stop prometheus; stop pod-targets; stop kube-controller-manager; stop kube-scheduler
 if alive kube-apiserver && alive kubelet; then
   say "deleting every pod (the kubelet stops their containers)"
   "$bin/kubectl" --kubeconfig "$state/kubeconfig" delete pods --all --all-namespaces \
@@ -61,7 +61,6 @@ done
 iptables -D FORWARD -i qw-cni0 ! -o qw-cni0 -j DROP 2>/dev/null
 iptables -D FORWARD -i qw-cni0 -o qw-cni0 -j ACCEPT 2>/dev/null
 ip link delete qw-cni0 2>/dev/null
-ip link delete qw-services 2>/dev/null
 if [ -f "$state/ip_forward.before" ]; then sysctl -qw "net.ipv4.ip_forward=$(cat "$state/ip_forward.before")"; fi
 
 # Mounts under the kubelet's and containerd's directories (secrets, projected tokens, rootfs).

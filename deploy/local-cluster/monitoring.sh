@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The autoscaling signal path of the local cluster (called by up.sh with the state dir):
-#   Prometheus (Debian's) discovers the chart's pods through the API server and scrapes the API's
-#   and the workers' /metrics, with the project's recording rules (deploy/prometheus/);
+#   Prometheus (Debian's) scrapes the API's and the workers' /metrics of the chart's pods, found
+#   through the API server by pod_targets.py, with the project's recording rules (deploy/prometheus/);
 #   prometheus-adapter serves queue_worker_queue_backlog as an External metric, configured from the
 #   same rules users give the upstream adapter chart (deploy/prometheus-adapter/values.yaml), and is
 #   registered with the aggregation layer as v1beta1.external.metrics.k8s.io.
@@ -25,34 +25,28 @@ start() {
   echo $! >"$state/pids/$name"
 }
 
+# Debian's Prometheus has no Kubernetes discovery: pod_targets.py writes the chart's pods (the
+# API's "http" and each worker's "metrics" port, what the chart's ServiceMonitors select) to a file.
+echo "[]" >"$cfg/pod-targets.json"
+start pod-targets python3 "$here/pod_targets.py" "$bin/kubectl" "$state/kubeconfig" "$cfg/pod-targets.json"
 cat >"$cfg/prometheus.yaml" <<EOF
 global: {scrape_interval: 5s, evaluation_interval: 5s}
 rule_files: [$root/deploy/prometheus/recording-rules.yaml]
 scrape_configs:
-  # What the chart's ServiceMonitors select: the API's "http" port and each worker's "metrics" port.
   - job_name: queue-worker
-    kubernetes_sd_configs: [{role: pod, kubeconfig_file: $state/kubeconfig}]
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_container_port_name]
-        regex: queue-worker;(http|metrics)
-        action: keep
-      - source_labels: [__meta_kubernetes_pod_phase]
-        regex: Running
-        action: keep
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_instance]
-        target_label: release
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
-        target_label: component
+    file_sd_configs: [{files: ["$cfg/pod-targets.json"], refresh_interval: 5s}]
 EOF
 echo "prometheus on 127.0.0.1:$PROM_PORT"
 mkdir -p "$var/prometheus"
 start prometheus prometheus --config.file "$cfg/prometheus.yaml" \
   --storage.tsdb.path "$var/prometheus" --web.listen-address "127.0.0.1:$PROM_PORT" \
   --storage.tsdb.retention.time 1d
+for _ in $(seq 1 60); do
+  curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null 2>&1 && break
+  kill -0 "$(cat "$state/pids/prometheus")" 2>/dev/null ||
+    { echo "prometheus exited; see $state/logs/prometheus.log" >&2; exit 1; }
+  sleep 0.5
+done
 
 # The adapter's own config format is the upstream chart's `rules.external` under `externalRules`.
 "$root/.venv/bin/python" - "$root/deploy/prometheus-adapter/values.yaml" "$cfg/adapter.yaml" <<'PY'

@@ -11,7 +11,7 @@
 #
 # Addresses: everything stays on this machine. Pods get 10.244.0.0/24 on the bridge qw-cni0 (the
 # host is 10.244.0.1, also the node IP); Service IPs (10.96.0.0/16) exist only as kube-proxy's NAT
-# rules; forwarding from the bridge to any other interface is dropped.
+# rules, routed onto that bridge; forwarding from the bridge to any other interface is dropped.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -88,12 +88,9 @@ if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip addr add "$NODE_IP/24" dev "$BRIDGE"
 fi
 ip link set "$BRIDGE" up
-# Service IPs are virtual (kube-proxy DNATs them); route them to a dummy so that nothing meant for
-# them can ever leave the machine, even before kube-proxy has written its rules.
-ip link show qw-services >/dev/null 2>&1 || ip link add qw-services type dummy
-ip link set qw-services up
-ip route replace "$SERVICE_CIDR" dev qw-services
-modprobe br_netfilter 2>/dev/null || true
+# Service IPs are virtual (kube-proxy DNATs them); route them onto the pods' bridge so that nothing
+# meant for them can ever leave the machine, even before kube-proxy has written its rules.
+ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
 [ -f "$state/ip_forward.before" ] || sysctl -n net.ipv4.ip_forward >"$state/ip_forward.before"
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP 2>/dev/null ||
@@ -170,6 +167,10 @@ state = "/run/queue-worker-containerd"
   address = "/run/queue-worker-containerd/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "local/pause:1"
+  # This machine's root lacks CAP_SYS_RESOURCE: runc cannot lower a sandbox's oom_score_adj to -998
+  # ("nsexec: failed to update /proc/self/oom_score_adj: Permission denied"), so keep scores at or
+  # above containerd's own, as rootless setups do.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]

@@ -15,7 +15,7 @@ if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/nu
     exit 0
   fi
   echo "test-deps: installing postgresql"
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1  # never restart services mid-run
   apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
   apt-get -o DPkg::Lock::Timeout=300 install -y -q postgresql >/dev/null
 fi

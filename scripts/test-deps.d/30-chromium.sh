@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 echo "test-deps: installing chromium and chromium-driver"
 # Refresh the package lists only when apt does not know the packages yet (fresh images have none).
 if ! apt-cache show chromium chromium-driver >/dev/null 2>&1; then
-  $sudo apt-get update -qq
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
 fi
-$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+$sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 /usr/bin/chromium --version

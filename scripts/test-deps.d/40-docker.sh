@@ -15,8 +15,8 @@ if ! command -v dockerd >/dev/null; then
   fi
   echo "test-deps: installing docker.io"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q docker.io >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q docker.io >/dev/null
 fi
 
 if docker info >/dev/null 2>&1; then exit 0; fi

@@ -15,8 +15,8 @@ if [ ! -s "$tarball" ]; then
   if ! command -v debootstrap >/dev/null; then
     echo "test-deps: installing debootstrap"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q debootstrap >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 install -y -q debootstrap >/dev/null
   fi
   mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}

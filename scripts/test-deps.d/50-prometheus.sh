@@ -10,7 +10,7 @@ if ! command -v apt-get >/dev/null; then
 fi
 echo "test-deps: installing prometheus (Debian package)"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends prometheus >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends prometheus >/dev/null
 # The package may start its own service (on :9090) where an init system runs; the tests never use it.
 prometheus --version 2>&1 | head -1

@@ -32,6 +32,8 @@ CRD_SOURCES = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.cluster)
+        # An install waits for pods; the HPA tests wait for the controller's stabilization window.
+        item.add_marker(pytest.mark.timeout(900))
 
 
 @pytest.fixture(scope="session")

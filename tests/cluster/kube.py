@@ -93,14 +93,19 @@ def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.Com
 
 
 def value_args(
-    values_files: Sequence[str | Path] = (), set_values: Mapping[str, str] | None = None
+    values_files: Sequence[str | Path] = (), set_values: Mapping[str, object] | None = None
 ) -> list[str]:
+    """-f for each values file (relative ones from deploy/values/); --set-string for str values,
+    --set for numbers and booleans (the chart's schema checks the types)."""
     args: list[str] = []
     for f in values_files:
         path = Path(f)
         args += ["-f", str(path if path.is_absolute() else VALUES_DIR / path)]
     for key, value in (set_values or {}).items():
-        args += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
+        if isinstance(value, bool):
+            args += ["--set", f"{key}={str(value).lower()}"]
+        else:
+            args += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
     return args
 
 

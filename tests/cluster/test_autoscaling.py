@@ -57,15 +57,15 @@ def test_hpa_scales_workers_on_backlog_and_back(
         "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
         *kube.value_args(set_values={
             **SMALL, **kube.POSTGRES_IMAGE,
-            "worker.concurrency": str(CONCURRENCY),
-            "worker.autoscaling.minReplicas": "1",
-            "worker.autoscaling.maxReplicas": str(MAX_REPLICAS),
-            "worker.autoscaling.scaleDown.stabilizationWindowSeconds": str(STABILIZATION),
+            "worker.concurrency": CONCURRENCY,
+            "worker.autoscaling.minReplicas": 1,
+            "worker.autoscaling.maxReplicas": MAX_REPLICAS,
+            "worker.autoscaling.scaleDown.stabilizationWindowSeconds": STABILIZATION,
         }),
     )  # fmt: skip
     deployment = f"{RELEASE}-queue-worker-worker"
     backlog = 14  # -> ceil(14 / 4) = 4 workers
-    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 8000) as base:
+    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 80) as base:
         with httpx.Client(base_url=base, timeout=10) as http:
             t0 = time.monotonic()
             ids = []

@@ -12,8 +12,8 @@ from tests.cluster import kube
 
 RELEASE = "qw"
 # Small pods: the local cluster is one node with the machine's 2 CPUs.
-SMALL = {
-    "api.replicas": "1",
+SMALL: dict[str, object] = {
+    "api.replicas": 1,
     "api.resources.requests.cpu": "50m",
     "worker.resources.requests.cpu": "50m",
     "postgres.resources.requests.cpu": "50m",
@@ -58,8 +58,8 @@ def test_install_wait_upgrade_rollback_uninstall(
     values = {
         **SMALL,
         **kube.POSTGRES_IMAGE,
-        "worker.autoscaling.enabled": "false",
-        "worker.replicas": "1",
+        "worker.autoscaling.enabled": False,
+        "worker.replicas": 1,
     }
 
     # First install with the in-cluster Postgres and --wait: no hook deadlock, migrations once.
@@ -71,7 +71,7 @@ def test_install_wait_upgrade_rollback_uninstall(
     print(f"\nhelm install --wait (in-cluster Postgres): {time.monotonic() - t0:.1f}s")
     assert migration_runs(ns) == 1
     assert kube.ready_replicas(ns, f"{RELEASE}-queue-worker-worker") == 1
-    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 8000) as base:
+    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 80) as base:
         assert enqueue_and_wait(base)["workflow_status"] == "SUCCESS"
 
     # Upgrade: a new image tag and changed values roll the pods; migrations run once more.
@@ -82,7 +82,7 @@ def test_install_wait_upgrade_rollback_uninstall(
             **values,
             "api.image.tag": kube.NEXT_TAG,
             "worker.image.tag": kube.NEXT_TAG,
-            "worker.concurrency": "3",
+            "worker.concurrency": 3,
         }),
     )  # fmt: skip
     print(f"helm upgrade --wait: {time.monotonic() - t0:.1f}s")
@@ -98,7 +98,7 @@ def test_install_wait_upgrade_rollback_uninstall(
         for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["WORKER_CONCURRENCY"] == "3"
-    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 8000) as base:
+    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 80) as base:
         assert enqueue_and_wait(base)["workflow_status"] == "SUCCESS"
 
     # Rollback to revision 1: the first tag and values are back.
@@ -110,7 +110,7 @@ def test_install_wait_upgrade_rollback_uninstall(
     )
     history = kube.helm("history", RELEASE, "-n", ns, "-o", "json").stdout
     assert '"revision":3' in history.replace(" ", "")
-    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 8000) as base:
+    with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 80) as base:
         assert enqueue_and_wait(base)["workflow_status"] == "SUCCESS"
 
     # Uninstall leaves nothing of the release (README: "What helm uninstall leaves").
@@ -131,7 +131,7 @@ def test_kubectl_scale_changes_workers_without_autoscaling(
         "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
         *kube.value_args(set_values={
             **SMALL, **kube.POSTGRES_IMAGE,
-            "worker.autoscaling.enabled": "false", "worker.replicas": "1",
+            "worker.autoscaling.enabled": False, "worker.replicas": 1,
         }),
     )  # fmt: skip
     deployment = f"{RELEASE}-queue-worker-worker"
