@@ -2,7 +2,7 @@
 # Builds the local cluster's components from the Go module proxy at the versions pinned in
 # deploy/local-cluster/go/*/go.mod (+ go.sum), into $QW_CACHE/cluster/bin:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl,
-#   prometheus-adapter, coredns, pause.
+#   prometheus-adapter, coredns, traefik, pause.
 # Module and build caches live in $QW_CACHE/go (outside the repo), so a second run takes seconds: a
 # component is rebuilt only when its pinned module files (or the Go version) change.
 # Usage: build.sh [component...]   (default: all)
@@ -20,6 +20,7 @@ components=(
   "kubernetes|kubernetes|.|k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl"
   "prometheus-adapter|prometheus-adapter|prometheus-adapter|sigs.k8s.io/prometheus-adapter/cmd/adapter"
   "coredns|coredns|coredns|."
+  "traefik|traefik|traefik|github.com/traefik/traefik/v3/cmd/traefik"
   "pause|pause|pause|."
 )
 wanted=("$@")

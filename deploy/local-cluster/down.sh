@@ -30,7 +30,7 @@ ctr() { command ctr --address "$sock" --namespace k8s.io "$@"; }
 [ -d "$state/pids" ] || { say "no cluster state in $state: nothing to stop"; exit 0; }
 
 # No controller may replace the pods deleted below.
-stop prometheus-adapter; stop prometheus; stop pod-targets; stop kube-controller-manager; stop kube-scheduler
+stop traefik; stop prometheus-adapter; stop prometheus; stop pod-targets; stop kube-controller-manager; stop kube-scheduler
 if alive kube-apiserver && alive kubelet; then
   say "deleting every pod (the kubelet stops their containers)"
   "$bin/kubectl" --kubeconfig "$state/kubeconfig" delete pods --all --all-namespaces \

@@ -4,8 +4,8 @@
 #   etcd, kube-apiserver (RBAC + Node authorization, PodSecurity and NodeRestriction admission),
 #   kube-controller-manager (with the HPA controller at its default 15 s sync), kube-scheduler,
 #   containerd + runc (Debian) with the CNI bridge plugin, kubelet, kube-proxy (iptables),
-#   CoreDNS (cluster DNS), Prometheus (Debian) scraping the pods, and prometheus-adapter registered
-#   as the external.metrics.k8s.io APIService.
+#   CoreDNS (cluster DNS), Traefik (ingress controller, IngressClass `traefik`), Prometheus (Debian)
+#   scraping the pods, and prometheus-adapter registered as the external.metrics.k8s.io APIService.
 # The kubeconfig is written to .cluster/kubeconfig. Every process's PID is in .cluster/pids/;
 # `make cluster-down` (down.sh) stops exactly those.
 #
@@ -23,6 +23,7 @@ export NODE_NAME=qw-node NODE_IP=10.244.0.1 SERVICE_IP=10.96.0.1
 POD_CIDR=10.244.0.0/24 SERVICE_CIDR=10.96.0.0/16 BRIDGE=qw-cni0
 API_PORT=${QW_CLUSTER_API_PORT:-6443}
 PROM_PORT=${QW_CLUSTER_PROMETHEUS_PORT:-9390}
+INGRESS_PORT=${QW_CLUSTER_INGRESS_PORT:-8480}
 t0=$(date +%s)
 say() { echo "cluster: $* ($(( $(date +%s) - t0 ))s)"; }
 die() { echo "cluster: $*" >&2; exit 1; }
@@ -247,6 +248,19 @@ start coredns "$bin/coredns" -conf "$cfg/Corefile"
 wait_for CoreDNS 30 curl -fsS http://127.0.0.1:8189/ready
 
 bash "$here/monitoring.sh" "$state" | sed 's/^/  /'
+
+say "Traefik (Kubernetes Ingress provider) on 127.0.0.1:$INGRESS_PORT"
+kctl apply -f - >/dev/null <<EOF
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: traefik}
+spec: {controller: traefik.io/ingress-controller}
+EOF
+KUBECONFIG=$state/kubeconfig start traefik "$bin/traefik" \
+  --entryPoints.web.address="127.0.0.1:$INGRESS_PORT" --providers.kubernetesIngress=true \
+  --providers.kubernetesIngress.ingressClass=traefik --ping=true \
+  --entryPoints.traefik.address=127.0.0.1:8082 --log.level=INFO
+wait_for Traefik 30 curl -fsS http://127.0.0.1:8082/ping
 wait_for "node Ready" 60 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
 
 say "ready"
@@ -257,5 +271,6 @@ cat <<EOF
   make test-cluster          # the cluster tests against it
   make cluster-down          # stops every process above
 
-  Prometheus: http://127.0.0.1:$PROM_PORT   logs: $state/logs/
+  Ingress (class traefik): http://127.0.0.1:$INGRESS_PORT   Prometheus: http://127.0.0.1:$PROM_PORT
+  logs: $state/logs/
 EOF

@@ -64,6 +64,18 @@ def test_hpa_scales_workers_on_backlog_and_back(
         }),
     )  # fmt: skip
     deployment = f"{RELEASE}-queue-worker-worker"
+    # With the HPA on, a manual `kubectl scale` lasts only until the controller's next sync: it sets
+    # the replicas back to what the metric asks for (README, "Scaling workers").
+    kube.wait_until("HPA to read the metric", lambda: hpa_status(ns).get("currentMetrics"), 120)
+    kube.kubectl("scale", f"deployment/{deployment}", "-n", ns, "--replicas=3")
+    t0 = time.monotonic()
+    kube.wait_until(
+        "the HPA to undo kubectl scale",
+        lambda: kube.get("deployment", deployment, namespace=ns)["spec"]["replicas"] == 1,
+        STABILIZATION + 90,
+    )
+    print(f"\nkubectl scale to 3 undone by the HPA after {time.monotonic() - t0:.1f}s")
+
     backlog = 14  # -> ceil(14 / 4) = 4 workers
     with kube.port_forward(ns, f"svc/{RELEASE}-queue-worker-api", 80) as base:
         with httpx.Client(base_url=base, timeout=10) as http:
