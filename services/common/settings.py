@@ -34,7 +34,9 @@ class Settings:
     heartbeat_sec: float
     dead_after_sec: float
     sweep_sec: float
-    app_version: str
+    # DBOS__APPVERSION: an explicit workflow version, or None to let DBOS derive it from the
+    # workflows' source (services/worker/version.py says which one a worker runs).
+    pinned_app_version: str | None
     executor_id: str
     run_migrations: bool
     # API side.
@@ -105,6 +107,11 @@ def _label(name: str, raw: str) -> str:
     return raw
 
 
+def _optional_label(name: str, raw: str | None) -> str | None:
+    """A _label, or None when unset or empty."""
+    return _label(name, raw) if raw else None
+
+
 def _database_url(raw: str) -> str:
     name = "DBOS_SYSTEM_DATABASE_URL"
     try:
@@ -154,8 +161,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raw = default
         return parse(name, raw)
 
-    from services import __version__
-
     settings = Settings(
         database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
@@ -172,8 +177,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_sec=get(
             "WORKER_RECOVERY_SWEEP_SECONDS", "10", lambda n, r: _float(n, r, 0.0, 86400.0)
         ),
-        # The chart sets both from the image tag and the pod name; DBOS reads the same names.
-        app_version=get("DBOS__APPVERSION", __version__, _label),
+        # DBOS reads the same two names. The version is only set to pin one on purpose (the
+        # chart's worker.workflowVersion): never the image tag, which would strand every
+        # in-flight workflow at each release (workers only dequeue their own version).
+        pinned_app_version=_optional_label("DBOS__APPVERSION", source.get("DBOS__APPVERSION")),
         executor_id=get("DBOS__VMID", "local", _label),
         run_migrations=get("RUN_MIGRATIONS", "true", _bool),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),

@@ -274,16 +274,29 @@ def test_chart_made_secret_exists_before_the_migrations_job() -> None:
     )
 
 
-def test_worker_identity_and_version_come_from_pod_name_and_image_tag() -> None:
+def test_worker_identity_comes_from_the_pod_name_and_never_the_image_tag() -> None:
     rendered = render(set_values={"worker.image.tag": "1.4.2", "api.image.tag": "1.4.1"})
     c = _worker_container(rendered)
     env = env_of(c)
     assert env["DBOS__VMID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert env["DBOS__APPVERSION"]["value"] == "1.4.2"
+    # No pin: DBOS hashes the workflows' source, so a new tag with the same workflow code keeps
+    # running what is in flight (tests/integration/test_releases.py).
+    assert "DBOS__APPVERSION" not in env
     assert c["image"] == "queue-worker-worker:1.4.2"
     assert env["RUN_MIGRATIONS"]["value"] == "false"
     # The API enqueues without a version: it must not pin one.
     assert "DBOS__APPVERSION" not in env_of(_api_container(rendered))
+
+
+def test_a_pinned_workflow_version_is_the_only_source_of_dbos_appversion() -> None:
+    rendered = render(
+        set_values={"worker.image.tag": "1.4.2", "worker.workflowVersion": "orders-v3"}
+    )
+    env = env_of(_worker_container(rendered))
+    assert env["DBOS__APPVERSION"] == {"name": "DBOS__APPVERSION", "value": "orders-v3"}
+    assert "DBOS__APPVERSION" not in env_of(_api_container(rendered))
+    # And the services accept it (the schema and the settings loader agree on its shape).
+    assert load_settings({"DBOS__APPVERSION": "orders-v3"}).pinned_app_version == "orders-v3"
 
 
 def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
@@ -291,7 +304,7 @@ def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
     assert chart["appVersion"] == services.__version__  # scripts/images.sh's default tag
     c = _worker_container(render())
     assert c["image"] == f"queue-worker-worker:{chart['appVersion']}"
-    assert env_of(c)["DBOS__APPVERSION"]["value"] == chart["appVersion"]
+    assert "DBOS__APPVERSION" not in env_of(c)
     digest = "sha256:" + "a" * 64
     pinned = _worker_container(render(set_values={"worker.image.digest": digest}))
     assert pinned["image"] == f"queue-worker-worker@{digest}"

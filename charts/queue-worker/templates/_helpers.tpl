@@ -56,7 +56,7 @@ app.kubernetes.io/part-of: queue-worker
 {{- end }}
 {{- end }}
 
-{{/* The image tag (also the worker's DBOS application version) and the full reference. */}}
+{{/* The image tag and the full image reference. */}}
 {{- define "queue-worker.tag" -}}
 {{- .image.tag | default .root.Chart.AppVersion | toString }}
 {{- end }}
