@@ -119,9 +119,7 @@ def test_pdbs_and_network_policies_select_existing_pods(rendered: Rendered) -> N
             if obj["kind"] == "PodDisruptionBudget"
             else obj["spec"]["podSelector"]["matchLabels"]
         )
-        assert any(_selects(selector, pod_labels(d)) for d in rendered.of_kind("Deployment")), kn(
-            obj
-        )
+        assert any(_selects(selector, pod_labels(w)) for w in _workloads(rendered)), kn(obj)
 
 
 def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
@@ -131,6 +129,51 @@ def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
         assert labels["app.kubernetes.io/name"] == "queue-worker", kn(obj)
         assert labels["app.kubernetes.io/managed-by"] == "Helm", kn(obj)
         assert len(obj["metadata"]["name"]) <= 63, kn(obj)
+
+
+def test_common_labels_reach_every_object_and_every_pod_but_no_selector() -> None:
+    rendered = render(
+        set_values={
+            "commonLabels.team": "payments",
+            "worker.podLabels.team": "workers",
+            "api.podLabels.tier": "web",
+        }
+    )
+    for obj in rendered.objects:
+        assert obj["metadata"]["labels"]["team"] == "payments", kn(obj)
+    workloads = _workloads(rendered)
+    assert {w["kind"] for w in workloads} == {"Deployment", "Job", "Pod"}
+    for w in workloads:
+        labels = pod_labels(w)
+        # A component's own podLabels win over commonLabels on its pods.
+        want = "workers" if w["metadata"]["name"] == name("worker") else "payments"
+        assert labels["team"] == want, kn(w)
+        if w["kind"] == "Deployment":
+            assert "team" not in w["spec"]["selector"]["matchLabels"], kn(w)
+    assert pod_labels(rendered.get("Deployment", name("api")))["tier"] == "web"
+
+
+def test_the_version_label_follows_the_image_tags() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+
+    def versions(rendered: Rendered) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for obj in rendered.objects:
+            labels = obj["metadata"]["labels"]
+            out.setdefault(labels["app.kubernetes.io/component"], set()).add(
+                labels["app.kubernetes.io/version"]
+            )
+        return out
+
+    default = versions(render())
+    assert set().union(*default.values()) == {chart["appVersion"]}
+    tagged = versions(render(set_values={"worker.image.tag": "1.4.2", "api.image.tag": "1.4.1"}))
+    assert tagged.pop("api") == {"1.4.1"}
+    assert tagged["worker"] == tagged["migrations"] == {"1.4.2"}
+    assert set().union(*tagged.values()) == {"1.4.2"}
+    # A tag may be 128 characters and start with "_"; a label value may not.
+    odd = versions(render(set_values={"worker.image.tag": "_" + "9" * 100}))
+    assert odd["worker"] == {"9" * 63}
 
 
 def test_container_args_are_accepted_by_the_real_cli(rendered: Rendered) -> None:
@@ -433,6 +476,23 @@ def test_migrations_job_is_a_pre_install_and_pre_upgrade_hook() -> None:
     assert spec["restartPolicy"] == "Never"
 
 
+# Helm waits for a hook Job for --timeout, 5m unless given (helm upgrade --help).
+HELM_DEFAULT_TIMEOUT_SECONDS = 300
+
+
+def test_the_migrations_deadline_expires_before_helm_stops_waiting() -> None:
+    """Otherwise Helm reports a bare timeout while the Job runs on, and the Job's own failure
+    (its pod and logs) comes later, after the upgrade was already declared failed."""
+    for scenario in SCENARIOS:
+        job = render_scenario(scenario).find("Job", name("migrate"))
+        if job is None:
+            continue
+        deadline = job["spec"]["activeDeadlineSeconds"]
+        assert deadline <= HELM_DEFAULT_TIMEOUT_SECONDS - 60, scenario.name
+    values = (CHART / "values.yaml").read_text()
+    assert "--timeout" in values  # the values comment says what to raise along with it
+
+
 def test_with_the_throwaway_postgres_migrations_run_after_it_is_created() -> None:
     job = render_scenario(BY_NAME["defaults"]).get("Job", name("migrate"))
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
@@ -470,9 +530,36 @@ def test_network_policies_admit_only_what_is_needed() -> None:
     assert {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     } in peers
-    for policy in (api, worker):
+    migrate = rendered.get("NetworkPolicy", name("migrate"))
+    assert migrate["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert migrate["spec"]["ingress"] == []  # nothing talks to the migrations pod
+    for policy in (api, worker, migrate):
         egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r["ports"]}
         assert egress_ports == {53, 5432}, kn(policy)
+
+
+@pytest.mark.parametrize("scenario", ["defaults", "production"])
+def test_the_migrations_pod_is_covered_by_a_policy_from_its_first_run(scenario: str) -> None:
+    rendered = render_scenario(BY_NAME[scenario])
+    job = rendered.get("Job", name("migrate"))
+    policy = rendered.get("NetworkPolicy", name("migrate"))
+    assert _selects(policy["spec"]["podSelector"]["matchLabels"], pod_labels(job))
+    # Only that pod: not the API's, the workers' or the database's.
+    others = [w for w in _workloads(rendered) if w is not job]
+    assert not [kn(w) for w in others if _selects(policy["spec"]["podSelector"]["matchLabels"],
+                                                  pod_labels(w))]  # fmt: skip
+    # A hook created before the Job in every phase the Job runs in (normal objects would only
+    # appear after the pre-install hooks).
+    job_hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    policy_hooks = set(policy["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert policy_hooks >= job_hooks - {"post-install"} | {"pre-install"}
+    assert int(policy["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    if scenario == "defaults":  # the throwaway Postgres admits the migrations pod
+        pg = rendered.get("NetworkPolicy", name("postgres"))
+        (peer,) = pg["spec"]["ingress"][0]["from"]
+        assert _selects(peer["podSelector"]["matchLabels"], pod_labels(job))
 
 
 def test_service_monitors_scrape_the_api_service_and_the_worker_pods() -> None:
