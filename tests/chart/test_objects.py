@@ -449,6 +449,28 @@ def test_keda_replaces_the_hpa_with_the_same_target() -> None:
     )
 
 
+def test_keda_reads_a_lost_signal_as_an_error_and_falls_back_instead_of_scaling_away() -> None:
+    scaled = render_scenario(BY_NAME["production-keda"]).of_kind("ScaledObject")[0]
+    (trigger,) = scaled["spec"]["triggers"]
+    # KEDA's default (true) turns an empty query result into 0, i.e. scale to minReplicas (0).
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    # Fallback works only on AverageValue targets (KEDA's ScaledObject reference, "fallback").
+    assert trigger["metricType"] == "AverageValue"
+    assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 10}
+    assert scaled["spec"]["fallback"]["replicas"] > scaled["spec"]["minReplicaCount"]
+    # Never more than the workers the database was sized for.
+    capped = render(
+        ("production.yaml", "keda.yaml"),
+        {"worker.autoscaling.maxReplicas": "4", "worker.keda.fallback.replicas": "6"},
+    ).of_kind("ScaledObject")[0]
+    assert capped["spec"]["fallback"]["replicas"] == 4
+    # The reference object in deploy/ for clusters without the chart says the same.
+    reference = yaml.safe_load((ROOT / "deploy" / "keda" / "scaledobject.yaml").read_text())
+    assert reference["spec"]["fallback"]["replicas"] == reference["spec"]["maxReplicaCount"]
+    (ref_trigger,) = reference["spec"]["triggers"]
+    assert ref_trigger["metadata"]["ignoreNullValues"] == "false"
+
+
 @pytest.mark.parametrize("grace", [30, 100])
 def test_termination_grace_covers_the_workers_drain(grace: int) -> None:
     rendered = render(set_values={"worker.shutdownGraceSeconds": str(grace)})
