@@ -24,10 +24,11 @@ from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.versions_sql import VersionQueries
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics
-from services.worker.version import workflow_version
+from services.worker.version import announce, workflow_version
 
 log = logging.getLogger("queue_worker.worker")
 
@@ -108,6 +109,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "executor_id": settings.executor_id,
             "app_version": app_version,
             "app_version_pinned": settings.pinned_app_version is not None,
+            "role": settings.worker_role,
+            "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
             "polling_interval_sec": settings.polling_interval_sec,
             "metrics_port": metrics_port,
@@ -119,6 +122,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         # Heartbeat before DBOS can claim anything, so no PENDING row of ours predates our row.
         liveness.beat()
         launch(settings, app_version)
+        announce(settings, app_version, VersionQueries(engine))
     except Exception as exc:
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)

@@ -15,8 +15,15 @@ metrics) before DBOS can claim anything; runner.launch() checks that DBOS arrive
 
 from __future__ import annotations
 
+import logging
+
+from dbos import DBOS
+
 from services.common.names import APP_NAME
 from services.common.settings import Settings
+from services.common.versions_sql import VersionQueries
+
+log = logging.getLogger("queue_worker.worker")
 
 
 def workflow_version(settings: Settings) -> str:
@@ -30,3 +37,28 @@ def workflow_version(settings: Settings) -> str:
     from dbos._dbos import _get_or_create_dbos_registry
 
     return _get_or_create_dbos_registry().compute_app_version(APP_NAME)
+
+
+def announce(settings: Settings, app_version: str, versions: VersionQueries) -> None:
+    """After DBOS.launch(), for the release's own workers (WORKER_ROLE=main):
+
+    - make their version the latest, which DBOS does only for a version it has never seen: after
+      a rollback to an older version, the version-less work the API enqueues would otherwise
+      wait for workers of the newer version that no longer run;
+    - record the image that runs it, so the drainer can start workers of this version again
+      once a newer release replaced them and work of this version is left.
+
+    Drain workers (started for an old version) do neither: their version must stay old.
+    """
+    if settings.worker_role != "main":
+        return
+    latest = DBOS.get_latest_application_version()["version_name"]
+    if latest != app_version:
+        DBOS.set_latest_application_version(app_version)
+        log.warning(
+            "made this application version the latest",
+            extra={"app_version": app_version, "previous_latest": latest},
+        )
+    versions.record(
+        app_version, image=settings.worker_image, pinned=settings.pinned_app_version is not None
+    )

@@ -21,6 +21,7 @@ from services.api.routes.health import routes as api_health_routes
 from services.cli import build_parser
 from services.common.names import WORKFLOW_QUEUE
 from services.common.settings import load_settings
+from services.drain.plan import Drain, drain_deployment, drain_name
 from services.worker.health_server import build_health_app
 from tests.chart.helm import (
     CHART,
@@ -112,14 +113,76 @@ def test_services_select_pods_that_have_the_target_port(rendered: Rendered) -> N
             assert port["targetPort"] in ports, (kn(service), port)
 
 
+def _drain_deployment(rendered: Rendered) -> Obj:
+    """The Deployment the drainer would create from this rendering's worker Deployment."""
+    worker = _worker(rendered)
+    drain = Drain("v1", drain_name(worker["metadata"]["name"], "v1"), "repo/worker:1", False, 1)
+    return drain_deployment(worker, drain)
+
+
 def test_pdbs_and_network_policies_select_existing_pods(rendered: Rendered) -> None:
+    workloads = _workloads(rendered)
+    if rendered.find("Deployment", name("drainer")):
+        workloads.append(_drain_deployment(rendered))  # created at run time by the drainer
     for obj in [*rendered.of_kind("PodDisruptionBudget"), *rendered.of_kind("NetworkPolicy")]:
         selector = (
             obj["spec"]["selector"]["matchLabels"]
             if obj["kind"] == "PodDisruptionBudget"
             else obj["spec"]["podSelector"]["matchLabels"]
         )
-        assert any(_selects(selector, pod_labels(w)) for w in _workloads(rendered)), kn(obj)
+        assert any(_selects(selector, pod_labels(w)) for w in workloads), kn(obj)
+
+
+def test_drain_pods_are_nobody_elses_and_get_the_worker_pods_network_rules() -> None:
+    rendered = render_scenario(BY_NAME["production"])
+    drain = _drain_deployment(rendered)
+    labels = pod_labels(drain)
+    # Neither the worker Deployment, its PDB, its Service nor its HPA's target selects them.
+    for obj in [*_workloads(rendered), *rendered.of_kind("PodDisruptionBudget")]:
+        selector = (obj["spec"].get("selector") or {}).get("matchLabels", {})
+        assert not (selector and _selects(selector, labels)), kn(obj)
+    for service in rendered.of_kind("Service"):
+        assert not _selects(service["spec"]["selector"], labels), kn(service)
+    policy = rendered.get("NetworkPolicy", name("worker-drain"))
+    worker_policy = rendered.get("NetworkPolicy", name("worker"))
+    assert _selects(policy["spec"]["podSelector"]["matchLabels"], labels)
+    assert policy["spec"]["ingress"] == worker_policy["spec"]["ingress"]
+    assert policy["spec"]["egress"] == worker_policy["spec"]["egress"]
+
+
+def test_only_the_drainer_talks_to_the_kubernetes_api_and_only_about_deployments() -> None:
+    rendered = render_scenario(BY_NAME["production"])
+    drainer = rendered.get("Deployment", name("drainer"))
+    spec = drainer["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is True
+    assert spec["serviceAccountName"] == name("drainer")
+    (role,) = rendered.of_kind("Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["get", "list", "create", "patch", "delete"],
+        }
+    ]
+    (binding,) = rendered.of_kind("RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": name("drainer"), "namespace": "queue"}
+    ]
+    env = env_of(container(spec, "drainer"))
+    assert env["WORKER_DEPLOYMENT"]["value"] == _worker(rendered)["metadata"]["name"]
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # The worker pods record the image the drainer would run for their version.
+    worker_env = env_of(_worker_container(rendered))
+    assert worker_env["WORKER_IMAGE"]["value"] == _worker_container(rendered)["image"]
+    assert worker_env["WORKER_ROLE"]["value"] == "main"
+    policy = rendered.get("NetworkPolicy", name("drainer"))
+    egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r["ports"]}
+    assert egress_ports == {53, 5432, 443, 6443}
+    off = render(("production.yaml",), {"worker.drain.enabled": "false"})
+    assert not off.find("Deployment", name("drainer"))
+    assert not off.of_kind("Role")
+    assert not off.find("NetworkPolicy", name("worker-drain"))
 
 
 def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
@@ -180,12 +243,12 @@ def test_container_args_are_accepted_by_the_real_cli(rendered: Rendered) -> None
     parser = build_parser()
     for _, spec in pod_specs(rendered):
         for c in spec["containers"]:
-            if c["name"] in {"api", "worker", "migrate"}:
+            if c["name"] in {"api", "worker", "migrate", "drainer"}:
                 args = parser.parse_args(c["args"])
                 assert args.command == c["name"]
                 if c["name"] == "api":
                     assert args.port == c["ports"][0]["containerPort"]
-                if c["name"] == "worker":
+                if c["name"] in {"worker", "drainer"}:
                     assert args.metrics_port == c["ports"][0]["containerPort"]
 
 
@@ -219,7 +282,9 @@ def test_every_container_runs_restricted(rendered: Rendered) -> None:
         assert pod_sc["runAsNonRoot"] is True, kn(owner)
         assert pod_sc["runAsUser"] != 0, kn(owner)
         assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault", kn(owner)
-        assert spec["automountServiceAccountToken"] is False, kn(owner)
+        # No token anywhere but in the drainer, which needs the Kubernetes API.
+        want_token = owner["metadata"]["name"] == name("drainer")
+        assert spec["automountServiceAccountToken"] is want_token, kn(owner)
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, kn(owner)
@@ -260,7 +325,11 @@ def _env_values(c: Obj, tokens_file: Path) -> dict[str, str]:
 
 
 def test_env_parses_with_the_services_settings_loader(rendered: Rendered, tmp_path: Path) -> None:
-    for c in (_api_container(rendered), _worker_container(rendered)):
+    drainer = rendered.find("Deployment", name("drainer"))
+    containers = [_api_container(rendered), _worker_container(rendered)]
+    if drainer is not None:
+        containers.append(container(drainer["spec"]["template"]["spec"], "drainer"))
+    for c in containers:
         # Raises SettingsError on a bad value, e.g. a dead-after shorter than two heartbeats.
         settings = load_settings(_env_values(c, tmp_path / "tokens"))
         assert settings.database_url.startswith("postgresql://")
