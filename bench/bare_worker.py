@@ -19,7 +19,6 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 import services.worker.workflows.demo  # noqa: F401  (registers the same workflow)
-from services import __version__
 from services.common.names import APP_NAME, WORKFLOW_QUEUE
 
 
@@ -27,8 +26,9 @@ def main() -> None:
     config: DBOSConfig = {
         "name": APP_NAME,
         "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"],
-        # Same version and executor id rules as our worker, so both dequeue the same rows.
-        "application_version": os.environ.get("DBOS__APPVERSION", __version__),
+        # Same version and executor id rules as our worker, so both dequeue the same rows: the
+        # same registered workflows hash to the same version unless DBOS__APPVERSION pins one.
+        "application_version": os.environ.get("DBOS__APPVERSION") or None,
         "executor_id": os.environ.get("DBOS__VMID", "bare"),
     }
     DBOS(config=config)

@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument(
         "--force", action="store_true", help="even if the worker's heartbeat is still fresh"
     )
+    drainer = sub.add_parser(
+        "drainer",
+        help="run workers of old application versions until their work is done (Kubernetes)",
+    )
+    drainer.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",  # noqa: S104
+        help="health/metrics address (default 0.0.0.0)",
+    )
+    drainer.add_argument(
+        "--metrics-port", type=_port, default=9000, help="health/metrics port (default 9000)"
+    )
     return parser
 
 
@@ -97,6 +109,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return recover(
             settings, executor_id=args.executor_id, to_version=args.to_version, force=args.force
         )
+    if args.command == "drainer":
+        from services.drain.runner import run_drainer
+
+        return run_drainer(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port)
     from services.dev import run_dev
 
     return run_dev(settings, host=args.host, port=args.port, metrics_port=args.metrics_port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,6 +94,32 @@ class ServiceProcess:
         self._log.close()
 
 
+SOURCE = Path(__file__).resolve().parents[1] / "services"
+
+
+def fake_image(root: Path, tag: str, edit: Callable[[Path], None] | None = None) -> Path:
+    """A copy of the services package standing in for the image `tag`: a worker started with
+    `image=` the returned directory imports this copy (`python -m` puts its cwd first on
+    sys.path, ahead of the editable install). `edit(package_dir)` changes the copy, e.g. a log
+    line (same workflow code) or a workflow body (new workflow code)."""
+    image = root / f"image-{tag}"
+    shutil.copytree(SOURCE, image / "services", ignore=shutil.ignore_patterns("__pycache__"))
+    init = image / "services" / "__init__.py"
+    init.write_text(
+        init.read_text().replace('__version__ = "', f'__version__ = "{tag}"  # was "', 1)
+    )
+    if edit is not None:
+        edit(image / "services")
+    return image
+
+
+def edit_text(path: Path, old: str, new: str) -> None:
+    """Replace `old` (which must occur) with `new` in the file at `path`."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {
         "DBOS_SYSTEM_DATABASE_URL": database_url,
@@ -130,7 +157,10 @@ class Stack:
         self.api.wait_http_ok(f"{self.base_url}/readyz")
         return self.api
 
-    def start_worker(self, executor_id: str | None = None, **env: str) -> ServiceProcess:
+    def start_worker(
+        self, executor_id: str | None = None, *, image: Path | None = None, **env: str
+    ) -> ServiceProcess:
+        """A worker process; `image` (from fake_image) runs that copy of the code instead."""
         port = free_port()
         n = len(self.workers)
         worker_env = {**self.env, "DBOS__VMID": executor_id or f"test-worker-{n}", **env}
@@ -138,6 +168,7 @@ class Stack:
             ["worker", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)],
             worker_env,
             self.workdir / f"worker-{n}.log",
+            cwd=image,
         )
         worker.wait_http_ok(f"http://127.0.0.1:{port}/healthz")
         # /healthz answers before DBOS has launched; wait for readiness and the queue registration.

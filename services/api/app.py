@@ -23,9 +23,11 @@ from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
 from services.api.routes import health, page, queues, workflows
+from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.versions_sql import VersionQueries
 
 log = logging.getLogger("queue_worker.api")
 
@@ -62,6 +64,13 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     )
     registry = CollectorRegistry()
     registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
+    registry.register(
+        VersionCollector(
+            VersionStatsCache(
+                VersionQueries(queries.engine), settings.metrics_cache_sec, settings.dead_after_sec
+            )
+        )
+    )
     http_metrics = register_http_metrics(registry)
 
     @asynccontextmanager

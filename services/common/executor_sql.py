@@ -39,6 +39,17 @@ _CREATE = [
         last_seen BIGINT NOT NULL
     )
     """,
+    # One row per application version a worker ever ran: the image that runs it, so the drainer
+    # (services/drain/) can start workers of an old version until its backlog is done.
+    """
+    CREATE TABLE IF NOT EXISTS {t}versions (
+        app_version TEXT PRIMARY KEY,
+        image TEXT,
+        pinned INTEGER NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+    )
+    """,
 ]
 
 _HEARTBEAT = """
@@ -83,16 +94,23 @@ class DeadExecutorWork:
     pending: int
 
 
+def schema_parts(engine: sa.Engine) -> dict[str, str]:
+    """Fill-ins of the SQL templates here and in versions_sql.py: {s} DBOS's schema, {t} ours,
+    {now} the database clock in epoch milliseconds."""
+    dialect = engine.dialect.name
+    postgres = dialect == "postgresql"
+    return {
+        "s": "dbos." if postgres else "",
+        "t": "queue_worker." if postgres else "queue_worker_",
+        "now": _NOW_MS[dialect],
+    }
+
+
 class ExecutorQueries:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        dialect = engine.dialect.name
-        self.is_postgres = dialect == "postgresql"
-        self._parts = {
-            "s": "dbos." if self.is_postgres else "",
-            "t": "queue_worker." if self.is_postgres else "queue_worker_",
-            "now": _NOW_MS[dialect],
-        }
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._parts = schema_parts(engine)
 
     def _sql(self, template: str) -> sa.TextClause:
         return sa.text(template.format(**self._parts))

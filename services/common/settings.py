@@ -34,9 +34,22 @@ class Settings:
     heartbeat_sec: float
     dead_after_sec: float
     sweep_sec: float
-    app_version: str
+    # DBOS__APPVERSION: an explicit workflow version, or None to let DBOS derive it from the
+    # workflows' source (services/worker/version.py says which one a worker runs).
+    pinned_app_version: str | None
     executor_id: str
     run_migrations: bool
+    # "main": the release's workers (promote their version to latest, record their image);
+    # "drain": started by the drainer to finish an old version's work (services/drain/).
+    worker_role: str
+    # The image this worker runs (the chart sets it): recorded per version for the drainer.
+    worker_image: str | None
+    # Drainer side (services/drain/).
+    drain_interval_sec: float
+    drain_max_replicas: int
+    worker_deployment: str | None
+    kubernetes_namespace: str | None
+    kubernetes_api_url: str | None
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -105,6 +118,41 @@ def _label(name: str, raw: str) -> str:
     return raw
 
 
+def _optional_label(name: str, raw: str | None) -> str | None:
+    """A _label, or None when unset or empty."""
+    return _label(name, raw) if raw else None
+
+
+# An image reference (registry/repo:tag or @sha256:...): no whitespace, bounded.
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$")
+# A Kubernetes object or namespace name (RFC 1123 label).
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _optional_image(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not _IMAGE.match(raw):
+        raise SettingsError(f"WORKER_IMAGE={raw!r} is not an image reference")
+    return raw
+
+
+def _optional_dns_name(name: str, raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not _DNS_NAME.match(raw):
+        raise SettingsError(f"{name}={raw!r} is not a Kubernetes name (lowercase RFC 1123 label)")
+    return raw
+
+
+def _optional_http_url(name: str, raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not re.match(r"^https?://[^\s/]+(/\S*)?$", raw):
+        raise SettingsError(f"{name}={raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
 def _database_url(raw: str) -> str:
     name = "DBOS_SYSTEM_DATABASE_URL"
     try:
@@ -154,8 +202,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raw = default
         return parse(name, raw)
 
-    from services import __version__
-
     settings = Settings(
         database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
@@ -172,10 +218,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_sec=get(
             "WORKER_RECOVERY_SWEEP_SECONDS", "10", lambda n, r: _float(n, r, 0.0, 86400.0)
         ),
-        # The chart sets both from the image tag and the pod name; DBOS reads the same names.
-        app_version=get("DBOS__APPVERSION", __version__, _label),
+        # DBOS reads the same two names. The version is only set to pin one on purpose (the
+        # chart's worker.workflowVersion): never the image tag, which would strand every
+        # in-flight workflow at each release (workers only dequeue their own version).
+        pinned_app_version=_optional_label("DBOS__APPVERSION", source.get("DBOS__APPVERSION")),
         executor_id=get("DBOS__VMID", "local", _label),
         run_migrations=get("RUN_MIGRATIONS", "true", _bool),
+        worker_role=get("WORKER_ROLE", "main", lambda n, r: _choice(n, r, ("main", "drain"))),
+        worker_image=_optional_image(source.get("WORKER_IMAGE")),
+        drain_interval_sec=get(
+            "DRAIN_INTERVAL_SECONDS", "15", lambda n, r: _float(n, r, 0.1, 3600.0)
+        ),
+        drain_max_replicas=get("DRAIN_MAX_REPLICAS", "4", lambda n, r: _int(n, r, 1, 1000)),
+        worker_deployment=_optional_dns_name("WORKER_DEPLOYMENT", source.get("WORKER_DEPLOYMENT")),
+        kubernetes_namespace=_optional_dns_name("POD_NAMESPACE", source.get("POD_NAMESPACE")),
+        kubernetes_api_url=_optional_http_url(
+            "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
+        ),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)

@@ -29,9 +29,15 @@ log = logging.getLogger("queue_worker.liveness")
 
 class Liveness:
     def __init__(
-        self, settings: Settings, queries: ExecutorQueries, registry: CollectorRegistry
+        self,
+        settings: Settings,
+        app_version: str,
+        queries: ExecutorQueries,
+        registry: CollectorRegistry,
     ) -> None:
         self.settings = settings
+        # The version DBOS runs with (services/worker/version.py), not the configured pin.
+        self.app_version = app_version
         self.queries = queries
         self.state = "running"
         self._stop = threading.Event()
@@ -63,7 +69,7 @@ class Liveness:
         """One heartbeat now (also called before DBOS launches, so a claim never precedes it)."""
         self.queries.heartbeat(
             executor_id=self.settings.executor_id,
-            app_version=self.settings.app_version,
+            app_version=self.app_version,
             hostname=socket.gethostname(),
             pid=os.getpid(),
             state=self.state,
@@ -87,7 +93,7 @@ class Liveness:
                 me=self.settings.executor_id, dead_after_sec=self.settings.dead_after_sec
             )
             for work in dead:
-                if work.app_version != self.settings.app_version:
+                if work.app_version != self.app_version:
                     orphans += work.pending
                     continue
                 n = self.queries.reenqueue(work.executor_id, app_version=work.app_version)

@@ -31,13 +31,15 @@ def _active_workflows(queue: str | None = None) -> int:
 
 
 class WorkerMetrics:
-    def __init__(self, settings: Settings, queries: WorkflowQueries | None = None) -> None:
+    def __init__(
+        self, settings: Settings, app_version: str, queries: WorkflowQueries | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         Info(
             "queue_worker_worker",
             "This worker's executor id and application version.",
             registry=self.registry,
-        ).info({"executor_id": settings.executor_id, "app_version": settings.app_version})
+        ).info({"executor_id": settings.executor_id, "app_version": app_version})
         concurrency = Gauge(
             "queue_worker_worker_concurrency",
             "Workflows this worker may run at once, per queue (worker_concurrency).",

@@ -24,9 +24,11 @@ from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.versions_sql import VersionQueries
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics
+from services.worker.version import announce, workflow_version
 
 log = logging.getLogger("queue_worker.worker")
 
@@ -35,7 +37,8 @@ def dbos_config(settings: Settings) -> DBOSConfig:
     return {
         "name": APP_NAME,
         "system_database_url": settings.database_url,
-        "application_version": settings.app_version,
+        # None: DBOS hashes the workflows' source (services/worker/version.py).
+        "application_version": settings.pinned_app_version,
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
@@ -44,8 +47,10 @@ def dbos_config(settings: Settings) -> DBOSConfig:
     }
 
 
-def launch(settings: Settings) -> None:
-    """Register workflows, launch DBOS and register the queues (the order dbos 3.4 requires)."""
+def launch(settings: Settings, app_version: str) -> None:
+    """Register workflows, launch DBOS and register the queues (the order dbos 3.4 requires).
+    `app_version` is what workflow_version() promised; DBOS must agree, or our heartbeat rows,
+    metrics and recovery would speak of another version than the one dequeued."""
     import services.worker.workflows  # noqa: F401  (importing registers the workflows)
     from services.worker.queues import register_queues
 
@@ -53,6 +58,9 @@ def launch(settings: Settings) -> None:
     # DBOS installs its own console handler at construction; route it through ours instead.
     configure_logging(settings.log_level, settings.log_format, "worker")
     DBOS.launch()
+    running = DBOS.application_version
+    if running != app_version:
+        raise RuntimeError(f"DBOS runs application version {running!r}, expected {app_version!r}")
     register_queues(settings)
 
 
@@ -85,9 +93,12 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             return False, f"database unreachable: {type(exc).__name__}"
         return True, "ok"
 
-    metrics = WorkerMetrics(settings, queries)
+    # The version DBOS will run with (DBOS__APPVERSION, or the hash of the workflows' source):
+    # everything we report and every same-version decision uses this one value.
+    app_version = workflow_version(settings)
+    metrics = WorkerMetrics(settings, app_version, queries)
     executors = ExecutorQueries(engine)
-    liveness = Liveness(settings, executors, metrics.registry)
+    liveness = Liveness(settings, app_version, executors, metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 
@@ -96,7 +107,10 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         extra={
             "database": settings.redacted_database_url,
             "executor_id": settings.executor_id,
-            "app_version": settings.app_version,
+            "app_version": app_version,
+            "app_version_pinned": settings.pinned_app_version is not None,
+            "role": settings.worker_role,
+            "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
             "polling_interval_sec": settings.polling_interval_sec,
             "metrics_port": metrics_port,
@@ -107,7 +121,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             executors.create_schema()
         # Heartbeat before DBOS can claim anything, so no PENDING row of ours predates our row.
         liveness.beat()
-        launch(settings)
+        launch(settings, app_version)
+        announce(settings, app_version, VersionQueries(engine))
     except Exception as exc:
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
@@ -123,7 +138,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
     DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
     liveness.stop()
-    hand_back(settings, executors, liveness)
+    hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
     server.stop()
     logging.shutdown()
@@ -134,10 +149,14 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     os._exit(0)
 
 
-def hand_back(settings: Settings, executors: ExecutorQueries, liveness: Liveness) -> None:
-    """Re-enqueue what did not finish within the grace period, so no one waits for a sweep."""
+def hand_back(
+    settings: Settings, app_version: str, executors: ExecutorQueries, liveness: Liveness
+) -> None:
+    """Re-enqueue what did not finish within the grace period, so no one waits for a sweep.
+    The rows keep their version: the next worker running the same workflow code (the same
+    version, whatever its image tag) resumes them from their last checkpointed step."""
     try:
-        n = executors.reenqueue(settings.executor_id, app_version=settings.app_version)
+        n = executors.reenqueue(settings.executor_id, app_version=app_version)
         executors.forget(settings.executor_id)
     except Exception as exc:
         # The sweep recovers it once our heartbeat goes stale.

@@ -102,6 +102,26 @@ class KubeStateEmulator:
         gauge("kube_horizontalpodautoscaler_spec_max_replicas", "max").labels(*self._values).set(
             spec.max_replicas
         )
+        # The HPA's labels, as kube-state-metrics exports them with the allowlist docs/metrics.md
+        # asks for: the rules and dashboards find our HPA by these, not by its name.
+        Gauge(
+            "kube_horizontalpodautoscaler_labels",
+            "labels",
+            [
+                *labels,
+                *(f"label_app_kubernetes_io_{k}" for k in ("part_of", "component", "instance")),
+            ],
+            registry=self.registry,
+        ).labels(*self._values, "queue-worker", "worker", "qw").set(1)
+        # The metric is readable: ScalingActive is True (one series per status, 1 on the current).
+        condition = Gauge(
+            "kube_horizontalpodautoscaler_status_condition",
+            "condition",
+            [*labels, "condition", "status"],
+            registry=self.registry,
+        )
+        for status, value in (("true", 1), ("false", 0), ("unknown", 0)):
+            condition.labels(*self._values, "ScalingActive", status).set(value)
         self.port = free_port()
         self._server: WSGIServer | None = None
 

@@ -21,6 +21,7 @@ from services.api.routes.health import routes as api_health_routes
 from services.cli import build_parser
 from services.common.names import WORKFLOW_QUEUE
 from services.common.settings import load_settings
+from services.drain.plan import Drain, drain_deployment, drain_name
 from services.worker.health_server import build_health_app
 from tests.chart.helm import (
     CHART,
@@ -113,16 +114,76 @@ def test_services_select_pods_that_have_the_target_port(rendered: Rendered) -> N
             assert port["targetPort"] in ports, (kn(service), port)
 
 
+def _drain_deployment(rendered: Rendered) -> Obj:
+    """The Deployment the drainer would create from this rendering's worker Deployment."""
+    worker = _worker(rendered)
+    drain = Drain("v1", drain_name(worker["metadata"]["name"], "v1"), "repo/worker:1", False, 1)
+    return drain_deployment(worker, drain)
+
+
 def test_pdbs_and_network_policies_select_existing_pods(rendered: Rendered) -> None:
+    workloads = _workloads(rendered)
+    if rendered.find("Deployment", name("drainer")):
+        workloads.append(_drain_deployment(rendered))  # created at run time by the drainer
     for obj in [*rendered.of_kind("PodDisruptionBudget"), *rendered.of_kind("NetworkPolicy")]:
         selector = (
             obj["spec"]["selector"]["matchLabels"]
             if obj["kind"] == "PodDisruptionBudget"
             else obj["spec"]["podSelector"]["matchLabels"]
         )
-        assert any(_selects(selector, pod_labels(d)) for d in rendered.of_kind("Deployment")), kn(
-            obj
-        )
+        assert any(_selects(selector, pod_labels(w)) for w in workloads), kn(obj)
+
+
+def test_drain_pods_are_nobody_elses_and_get_the_worker_pods_network_rules() -> None:
+    rendered = render_scenario(BY_NAME["production"])
+    drain = _drain_deployment(rendered)
+    labels = pod_labels(drain)
+    # Neither the worker Deployment, its PDB, its Service nor its HPA's target selects them.
+    for obj in [*_workloads(rendered), *rendered.of_kind("PodDisruptionBudget")]:
+        selector = (obj["spec"].get("selector") or {}).get("matchLabels", {})
+        assert not (selector and _selects(selector, labels)), kn(obj)
+    for service in rendered.of_kind("Service"):
+        assert not _selects(service["spec"]["selector"], labels), kn(service)
+    policy = rendered.get("NetworkPolicy", name("worker-drain"))
+    worker_policy = rendered.get("NetworkPolicy", name("worker"))
+    assert _selects(policy["spec"]["podSelector"]["matchLabels"], labels)
+    assert policy["spec"]["ingress"] == worker_policy["spec"]["ingress"]
+    assert policy["spec"]["egress"] == worker_policy["spec"]["egress"]
+
+
+def test_only_the_drainer_talks_to_the_kubernetes_api_and_only_about_deployments() -> None:
+    rendered = render_scenario(BY_NAME["production"])
+    drainer = rendered.get("Deployment", name("drainer"))
+    spec = drainer["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is True
+    assert spec["serviceAccountName"] == name("drainer")
+    (role,) = rendered.of_kind("Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["get", "list", "create", "patch", "delete"],
+        }
+    ]
+    (binding,) = rendered.of_kind("RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": name("drainer"), "namespace": "queue"}
+    ]
+    env = env_of(container(spec, "drainer"))
+    assert env["WORKER_DEPLOYMENT"]["value"] == _worker(rendered)["metadata"]["name"]
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # The worker pods record the image the drainer would run for their version.
+    worker_env = env_of(_worker_container(rendered))
+    assert worker_env["WORKER_IMAGE"]["value"] == _worker_container(rendered)["image"]
+    assert worker_env["WORKER_ROLE"]["value"] == "main"
+    policy = rendered.get("NetworkPolicy", name("drainer"))
+    egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r["ports"]}
+    assert egress_ports == {53, 5432, 443, 6443}
+    off = render(("production.yaml",), {"worker.drain.enabled": "false"})
+    assert not off.find("Deployment", name("drainer"))
+    assert not off.of_kind("Role")
+    assert not off.find("NetworkPolicy", name("worker-drain"))
 
 
 def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
@@ -134,16 +195,61 @@ def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
         assert len(obj["metadata"]["name"]) <= 63, kn(obj)
 
 
+def test_common_labels_reach_every_object_and_every_pod_but_no_selector() -> None:
+    rendered = render(
+        set_values={
+            "commonLabels.team": "payments",
+            "worker.podLabels.team": "workers",
+            "api.podLabels.tier": "web",
+        }
+    )
+    for obj in rendered.objects:
+        assert obj["metadata"]["labels"]["team"] == "payments", kn(obj)
+    workloads = _workloads(rendered)
+    assert {w["kind"] for w in workloads} == {"Deployment", "Job", "Pod"}
+    for w in workloads:
+        labels = pod_labels(w)
+        # A component's own podLabels win over commonLabels on its pods.
+        want = "workers" if w["metadata"]["name"] == name("worker") else "payments"
+        assert labels["team"] == want, kn(w)
+        if w["kind"] == "Deployment":
+            assert "team" not in w["spec"]["selector"]["matchLabels"], kn(w)
+    assert pod_labels(rendered.get("Deployment", name("api")))["tier"] == "web"
+
+
+def test_the_version_label_follows_the_image_tags() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+
+    def versions(rendered: Rendered) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for obj in rendered.objects:
+            labels = obj["metadata"]["labels"]
+            out.setdefault(labels["app.kubernetes.io/component"], set()).add(
+                labels["app.kubernetes.io/version"]
+            )
+        return out
+
+    default = versions(render())
+    assert set().union(*default.values()) == {chart["appVersion"]}
+    tagged = versions(render(set_values={"worker.image.tag": "1.4.2", "api.image.tag": "1.4.1"}))
+    assert tagged.pop("api") == {"1.4.1"}
+    assert tagged["worker"] == tagged["migrations"] == {"1.4.2"}
+    assert set().union(*tagged.values()) == {"1.4.2"}
+    # A tag may be 128 characters and start with "_"; a label value may not.
+    odd = versions(render(set_values={"worker.image.tag": "_" + "9" * 100}))
+    assert odd["worker"] == {"9" * 63}
+
+
 def test_container_args_are_accepted_by_the_real_cli(rendered: Rendered) -> None:
     parser = build_parser()
     for _, spec in pod_specs(rendered):
         for c in spec["containers"]:
-            if c["name"] in {"api", "worker", "migrate"}:
+            if c["name"] in {"api", "worker", "migrate", "drainer"}:
                 args = parser.parse_args(c["args"])
                 assert args.command == c["name"]
                 if c["name"] == "api":
                     assert args.port == c["ports"][0]["containerPort"]
-                if c["name"] == "worker":
+                if c["name"] in {"worker", "drainer"}:
                     assert args.metrics_port == c["ports"][0]["containerPort"]
 
 
@@ -177,7 +283,9 @@ def test_every_container_runs_restricted(rendered: Rendered) -> None:
         assert pod_sc["runAsNonRoot"] is True, kn(owner)
         assert pod_sc["runAsUser"] != 0, kn(owner)
         assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault", kn(owner)
-        assert spec["automountServiceAccountToken"] is False, kn(owner)
+        # No token anywhere but in the drainer, which needs the Kubernetes API.
+        want_token = owner["metadata"]["name"] == name("drainer")
+        assert spec["automountServiceAccountToken"] is want_token, kn(owner)
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, kn(owner)
@@ -218,7 +326,11 @@ def _env_values(c: Obj, tokens_file: Path) -> dict[str, str]:
 
 
 def test_env_parses_with_the_services_settings_loader(rendered: Rendered, tmp_path: Path) -> None:
-    for c in (_api_container(rendered), _worker_container(rendered)):
+    drainer = rendered.find("Deployment", name("drainer"))
+    containers = [_api_container(rendered), _worker_container(rendered)]
+    if drainer is not None:
+        containers.append(container(drainer["spec"]["template"]["spec"], "drainer"))
+    for c in containers:
         # Raises SettingsError on a bad value, e.g. a dead-after shorter than two heartbeats.
         settings = load_settings(_env_values(c, tmp_path / "tokens"))
         assert settings.database_url.startswith("postgresql://")
@@ -275,16 +387,29 @@ def test_chart_made_secret_exists_before_the_migrations_job() -> None:
     )
 
 
-def test_worker_identity_and_version_come_from_pod_name_and_image_tag() -> None:
+def test_worker_identity_comes_from_the_pod_name_and_never_the_image_tag() -> None:
     rendered = render(set_values={"worker.image.tag": "1.4.2", "api.image.tag": "1.4.1"})
     c = _worker_container(rendered)
     env = env_of(c)
     assert env["DBOS__VMID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert env["DBOS__APPVERSION"]["value"] == "1.4.2"
+    # No pin: DBOS hashes the workflows' source, so a new tag with the same workflow code keeps
+    # running what is in flight (tests/integration/test_releases.py).
+    assert "DBOS__APPVERSION" not in env
     assert c["image"] == "queue-worker-worker:1.4.2"
     assert env["RUN_MIGRATIONS"]["value"] == "false"
     # The API enqueues without a version: it must not pin one.
     assert "DBOS__APPVERSION" not in env_of(_api_container(rendered))
+
+
+def test_a_pinned_workflow_version_is_the_only_source_of_dbos_appversion() -> None:
+    rendered = render(
+        set_values={"worker.image.tag": "1.4.2", "worker.workflowVersion": "orders-v3"}
+    )
+    env = env_of(_worker_container(rendered))
+    assert env["DBOS__APPVERSION"] == {"name": "DBOS__APPVERSION", "value": "orders-v3"}
+    assert "DBOS__APPVERSION" not in env_of(_api_container(rendered))
+    # And the services accept it (the schema and the settings loader agree on its shape).
+    assert load_settings({"DBOS__APPVERSION": "orders-v3"}).pinned_app_version == "orders-v3"
 
 
 def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
@@ -292,7 +417,7 @@ def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
     assert chart["appVersion"] == services.__version__  # scripts/images.sh's default tag
     c = _worker_container(render())
     assert c["image"] == f"queue-worker-worker:{chart['appVersion']}"
-    assert env_of(c)["DBOS__APPVERSION"]["value"] == chart["appVersion"]
+    assert "DBOS__APPVERSION" not in env_of(c)
     digest = "sha256:" + "a" * 64
     pinned = _worker_container(render(set_values={"worker.image.digest": digest}))
     assert pinned["image"] == f"queue-worker-worker@{digest}"
@@ -394,6 +519,28 @@ def test_keda_replaces_the_hpa_with_the_same_target() -> None:
     )
 
 
+def test_keda_reads_a_lost_signal_as_an_error_and_falls_back_instead_of_scaling_away() -> None:
+    scaled = render_scenario(BY_NAME["production-keda"]).of_kind("ScaledObject")[0]
+    (trigger,) = scaled["spec"]["triggers"]
+    # KEDA's default (true) turns an empty query result into 0, i.e. scale to minReplicas (0).
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    # Fallback works only on AverageValue targets (KEDA's ScaledObject reference, "fallback").
+    assert trigger["metricType"] == "AverageValue"
+    assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 10}
+    assert scaled["spec"]["fallback"]["replicas"] > scaled["spec"]["minReplicaCount"]
+    # Never more than the workers the database was sized for.
+    capped = render(
+        ("production.yaml", "keda.yaml"),
+        {"worker.autoscaling.maxReplicas": "4", "worker.keda.fallback.replicas": "6"},
+    ).of_kind("ScaledObject")[0]
+    assert capped["spec"]["fallback"]["replicas"] == 4
+    # The reference object in deploy/ for clusters without the chart says the same.
+    reference = yaml.safe_load((ROOT / "deploy" / "keda" / "scaledobject.yaml").read_text())
+    assert reference["spec"]["fallback"]["replicas"] == reference["spec"]["maxReplicaCount"]
+    (ref_trigger,) = reference["spec"]["triggers"]
+    assert ref_trigger["metadata"]["ignoreNullValues"] == "false"
+
+
 @pytest.mark.parametrize("grace", [30, 100])
 def test_termination_grace_covers_the_workers_drain(grace: int) -> None:
     rendered = render(set_values={"worker.shutdownGraceSeconds": str(grace)})
@@ -419,6 +566,23 @@ def test_migrations_job_is_a_pre_install_and_pre_upgrade_hook() -> None:
     # A hook runs before the release's ServiceAccount exists: it must not depend on it.
     assert "serviceAccountName" not in spec
     assert spec["restartPolicy"] == "Never"
+
+
+# Helm waits for a hook Job for --timeout, 5m unless given (helm upgrade --help).
+HELM_DEFAULT_TIMEOUT_SECONDS = 300
+
+
+def test_the_migrations_deadline_expires_before_helm_stops_waiting() -> None:
+    """Otherwise Helm reports a bare timeout while the Job runs on, and the Job's own failure
+    (its pod and logs) comes later, after the upgrade was already declared failed."""
+    for scenario in SCENARIOS:
+        job = render_scenario(scenario).find("Job", name("migrate"))
+        if job is None:
+            continue
+        deadline = job["spec"]["activeDeadlineSeconds"]
+        assert deadline <= HELM_DEFAULT_TIMEOUT_SECONDS - 60, scenario.name
+    values = (CHART / "values.yaml").read_text()
+    assert "--timeout" in values  # the values comment says what to raise along with it
 
 
 def test_with_the_throwaway_postgres_the_first_install_migrates_beside_the_pods() -> None:
@@ -467,9 +631,38 @@ def test_network_policies_admit_only_what_is_needed() -> None:
     assert {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
     } in peers
-    for policy in (api, worker):
+    migrate = rendered.get("NetworkPolicy", name("migrate"))
+    assert migrate["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert migrate["spec"]["ingress"] == []  # nothing talks to the migrations pod
+    for policy in (api, worker, migrate):
         egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r["ports"]}
         assert egress_ports == {53, 5432}, kn(policy)
+
+
+@pytest.mark.parametrize("scenario", ["defaults", "production"])
+def test_the_migrations_pod_is_covered_by_a_policy_from_its_first_run(scenario: str) -> None:
+    rendered = render_scenario(BY_NAME[scenario])
+    job = rendered.get("Job", name("migrate"))
+    policy = rendered.get("NetworkPolicy", name("migrate"))
+    assert _selects(policy["spec"]["podSelector"]["matchLabels"], pod_labels(job))
+    # Only the migrations pods (the hook's and, with the throwaway Postgres, the first install's
+    # Job): not the API's, the workers' or the database's.
+    migrations = {name("migrate"), name("migrate-install")}
+    others = [w for w in _workloads(rendered) if w["metadata"]["name"] not in migrations]
+    assert not [kn(w) for w in others if _selects(policy["spec"]["podSelector"]["matchLabels"],
+                                                  pod_labels(w))]  # fmt: skip
+    # A hook created before the Job in every phase the Job runs in (normal objects would only
+    # appear after the pre-install hooks).
+    job_hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    policy_hooks = set(policy["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert policy_hooks >= job_hooks - {"post-install"} | {"pre-install"}
+    assert int(policy["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    if scenario == "defaults":  # the throwaway Postgres admits the migrations pod
+        pg = rendered.get("NetworkPolicy", name("postgres"))
+        (peer,) = pg["spec"]["ingress"][0]["from"]
+        assert _selects(peer["podSelector"]["matchLabels"], pod_labels(job))
 
 
 def test_service_monitors_scrape_the_api_service_and_the_worker_pods() -> None:

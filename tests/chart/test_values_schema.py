@@ -29,6 +29,7 @@ REJECTED = [
     ({"logging.format": "xml"}, ["/logging/format", "'json', 'text'"]),
     ({"api.service.type": "Ingress"}, ["/api/service/type", "ClusterIP"]),
     ({"worker.image.tag": "not a tag"}, ["/worker/image/tag", "does not match pattern"]),
+    ({"worker.workflowVersion": "v 2"}, ["/worker/workflowVersion", "does not match pattern"]),
     ({"api.image.pullPolicy": "always"}, ["/api/image/pullPolicy", "IfNotPresent"]),
     ({"database.url": "mysql://db/queue"}, ["/database/url", "does not match pattern"]),
     ({"worker.shutdownGraceSeconds": "1.5"}, ["/worker/shutdownGraceSeconds", "want integer"]),

@@ -17,6 +17,9 @@ def test_defaults_run_on_sqlite() -> None:
     assert s.polling_interval_sec == 1.0
     assert s.shutdown_grace_sec == 30.0
     assert s.executor_id == "local"
+    # No pin: the worker runs DBOS's hash of its workflows' source (services/worker/version.py).
+    assert s.pinned_app_version is None
+    assert load_settings({"DBOS__APPVERSION": ""}).pinned_app_version is None
     assert s.run_migrations is True
     assert s.log_format == "json"
 
@@ -37,7 +40,7 @@ def test_overrides_are_parsed_and_typed() -> None:
     )
     assert not s.is_sqlite
     assert (s.worker_concurrency, s.polling_interval_sec, s.shutdown_grace_sec) == (3, 0.25, 0.0)
-    assert (s.executor_id, s.app_version) == ("queue-worker-worker-5d9c7-abcde", "1.2.3")
+    assert (s.executor_id, s.pinned_app_version) == ("queue-worker-worker-5d9c7-abcde", "1.2.3")
     assert s.run_migrations is False
     assert (s.log_level, s.log_format) == ("debug", "text")
     assert "secret" not in s.redacted_database_url

@@ -40,12 +40,35 @@ app.kubernetes.io/component: {{ $component }}
 {{- $root := index . 0 -}}
 {{ include "queue-worker.selectorLabels" . }}
 helm.sh/chart: {{ include "queue-worker.chart" $root }}
-app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ include "queue-worker.versionLabel" . | quote }}
 app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: queue-worker
 {{- with $root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+app.kubernetes.io/version: the tag of the image the component runs (the API's for api objects,
+the worker's for everything else: it also runs the migrations), so an overridden tag shows on
+every object; the chart's appVersion when no tag is set. A label value is at most 63 characters
+and starts and ends with a letter or digit, which an image tag need not.
+*/}}
+{{- define "queue-worker.versionLabel" -}}
+{{- $root := index . 0 }}{{- $component := index . 1 }}
+{{- $image := ternary $root.Values.api.image $root.Values.worker.image (eq $component "api") }}
+{{- $image.tag | default $root.Chart.AppVersion | toString | trimAll "-._" | trunc 63 | trimAll "-._" }}
+{{- end }}
+
+{{/*
+Labels of a pod template: the selector labels (they always win: a Deployment must select its own
+pods), then the component's podLabels, then commonLabels, which reach every pod as they reach
+every object. Never in selectors, which cannot change after install.
+*/}}
+{{- define "queue-worker.podLabels" -}}
+{{- $root := index . 0 }}{{- $component := index . 1 }}{{- $extra := index . 2 }}
+{{- $selector := include "queue-worker.selectorLabels" (list $root $component) | fromYaml }}
+{{- toYaml (merge $selector ($extra | default dict) ($root.Values.commonLabels | default dict)) }}
 {{- end }}
 
 {{- define "queue-worker.serviceAccountName" -}}
@@ -56,7 +79,7 @@ app.kubernetes.io/part-of: queue-worker
 {{- end }}
 {{- end }}
 
-{{/* The image tag (also the worker's DBOS application version) and the full reference. */}}
+{{/* The image tag and the full image reference. */}}
 {{- define "queue-worker.tag" -}}
 {{- .image.tag | default .root.Chart.AppVersion | toString }}
 {{- end }}
