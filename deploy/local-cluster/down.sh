@@ -27,7 +27,10 @@ stop() {  # name [seconds]: SIGTERM, then SIGKILL after the grace period
 }
 ctr() { command ctr --address "$sock" --namespace k8s.io "$@"; }
 
-[ -d "$state/pids" ] || { say "no cluster state in $state: nothing to stop"; exit 0; }
+# Without PID files there is nothing of ours to stop, but leftovers of a cluster whose processes
+# died with the machine's session (its mounts, bridge, data) are still removed below; up.sh relies
+# on that before it starts.
+mkdir -p "$state/pids"
 
 # No controller may replace the pods deleted below.
 stop traefik; stop prometheus-adapter; stop prometheus; stop pod-targets; stop kube-controller-manager; stop kube-scheduler
@@ -41,7 +44,9 @@ if alive kube-apiserver && alive kubelet; then
   done
 fi
 stop kubelet; stop coredns
-if alive kube-proxy; then stop kube-proxy; "$bin/kube-proxy" --cleanup >/dev/null 2>&1; fi
+stop kube-proxy
+# Its iptables rules outlive it (also those of a kube-proxy that died with an earlier session).
+[ -x "$bin/kube-proxy" ] && "$bin/kube-proxy" --cleanup >/dev/null 2>&1
 if [ -S "$sock" ]; then
   for task in $(ctr tasks ls -q 2>/dev/null); do
     say "killing container $task"
@@ -57,6 +62,16 @@ stop kube-apiserver; stop etcd
 # Network namespaces the CNI plugin made and nothing uses any more.
 for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && ip netns delete "$ns" 2>/dev/null
+done
+# The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY), which kube-proxy --cleanup keeps.
+for cmd in iptables ip6tables; do
+  for table in filter nat mangle; do
+    "$cmd" -t "$table" -S 2>/dev/null | awk '/^-A .* -j KUBE-/ {sub(/^-A/, "-D"); print}' |
+      while read -r rule; do eval "$cmd -t $table $rule" 2>/dev/null; done
+    for chain in $("$cmd" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+      "$cmd" -t "$table" -F "$chain" 2>/dev/null; "$cmd" -t "$table" -X "$chain" 2>/dev/null
+    done
+  done
 done
 iptables -D FORWARD -i qw-cni0 ! -o qw-cni0 -j DROP 2>/dev/null
 iptables -D FORWARD -i qw-cni0 -o qw-cni0 -j ACCEPT 2>/dev/null

@@ -33,6 +33,9 @@ if [ -f "$state/pids/kube-apiserver" ] && kill -0 "$(cat "$state/pids/kube-apise
   die "already running (KUBECONFIG=$state/kubeconfig); make cluster-down first"
 fi
 
+# Leftovers of a cluster that was not stopped with `make cluster-down` (its processes ended with a
+# session or a reboot): stale mounts, bridge, etcd data.
+QW_CLUSTER_DIR=$state QW_CLUSTER_VAR=$var bash "$here/down.sh" >/dev/null 2>&1 || true
 bash "$here/install-deps.sh"
 bash "$here/build.sh"
 mkdir -p "$state"/{pids,logs,config} "$var"
@@ -259,7 +262,7 @@ EOF
 KUBECONFIG=$state/kubeconfig start traefik "$bin/traefik" \
   --entryPoints.web.address="127.0.0.1:$INGRESS_PORT" --providers.kubernetesIngress=true \
   --providers.kubernetesIngress.ingressClass=traefik --ping=true \
-  --entryPoints.traefik.address=127.0.0.1:8082 --log.level=INFO
+  --entryPoints.traefik.address=127.0.0.1:8082 --log.level=INFO --log.noColor=true
 wait_for Traefik 30 curl -fsS http://127.0.0.1:8082/ping
 wait_for "node Ready" 60 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
 
