@@ -140,6 +140,18 @@ def events(namespace: str, reason: str | None = None) -> list[Obj]:
 
 
 @contextmanager
+def api_client(namespace: str, service: str) -> Iterator[Any]:
+    """An httpx client on the API Service through `kubectl port-forward` (works on any cluster)."""
+    import httpx
+
+    with (
+        port_forward(namespace, f"svc/{service}", 80) as base,
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
+        yield http
+
+
+@contextmanager
 def port_forward(namespace: str, target: str, remote_port: int) -> Iterator[str]:
     """`kubectl port-forward` to a Service or pod on a free local port; yields the base URL."""
     proc = subprocess.Popen(

@@ -1,6 +1,6 @@
-"""The chart with deploy/values/production.yaml (and + keda.yaml) on a real API server: every object,
-custom resources included, accepted by the API server and Pod Security `restricted` admission, the
-pods running against an external Postgres with separate owner and app roles, the API behind the
+"""The chart with deploy/values/production.yaml (and + keda.yaml) on a real API server: every
+object, custom resources included, accepted by the API server and Pod Security `restricted`
+admission, the pods running against an external Postgres with separate owner and app roles, the API behind the
 Ingress (routed by the local cluster's Traefik), and bearer tokens enforced."""
 
 from __future__ import annotations
@@ -108,9 +108,7 @@ def test_production_values_install_run_and_serve_through_the_ingress(
     expected = {"servicemonitor.monitoring.coreos.com", "prometheusrule.monitoring.coreos.com",
                 "networkpolicy.networking.k8s.io", "poddisruptionbudget.policy",
                 "ingress.networking.k8s.io"}  # fmt: skip
-    expected.add(
-        "scaledobject.keda.sh" if extra_values else "horizontalpodautoscaler.autoscaling"
-    )
+    expected.add("scaledobject.keda.sh" if extra_values else "horizontalpodautoscaler.autoscaling")
     assert expected <= kinds, kinds
     # No pod was refused by Pod Security admission.
     refused = [e["message"] for e in kube.events(ns, reason="FailedCreate")]
@@ -137,10 +135,10 @@ def test_production_values_install_run_and_serve_through_the_ingress(
         return
     kube.wait_until(
         "the workflow to succeed",
-        lambda: through_ingress("GET", f"/api/workflows/{wid}", headers=auth).json()[
-            "workflow_status"
-        ]
-        == "SUCCESS",
+        lambda: (
+            through_ingress("GET", f"/api/workflows/{wid}", headers=auth).json()["workflow_status"]
+            == "SUCCESS"
+        ),
         120,
     )
     assert through_ingress("GET", "/metrics").status_code == 404  # kept off the Ingress
