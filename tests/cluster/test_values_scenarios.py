@@ -1,7 +1,7 @@
 """The chart with deploy/values/production.yaml (and + keda.yaml) on a real API server: every
 object, custom resources included, accepted by the API server and Pod Security `restricted`
-admission, the pods running against an external Postgres with separate owner and app roles, the API behind the
-Ingress (routed by the local cluster's Traefik), and bearer tokens enforced."""
+admission, the pods running against an external Postgres with separate owner and app roles, the
+API behind the Ingress (routed by the local cluster's Traefik), and bearer tokens enforced."""
 
 from __future__ import annotations
 
