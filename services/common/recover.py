@@ -1,9 +1,10 @@
 """`queue-worker recover`: re-enqueue a dead worker's PENDING workflows, by hand.
 
-Workers recover dead peers of their own application version automatically. Orphans of another
-version (a release rolled back or retired while its pods died) need a decision: run them on a
-worker of their version, or move them onto the current version with --to-version, which is safe
-only if the workflow code is compatible with the steps they already checkpointed.
+Workers recover dead peers of their own application version automatically, and on Kubernetes the
+drainer starts workers of an older version that still has work. Orphans nobody runs (no recorded
+image, drainer off) need a decision: run them on a worker of their version, or move them onto the
+current version with --to-version, which is safe only if the workflow code is compatible with the
+steps they already checkpointed.
 """
 
 from __future__ import annotations

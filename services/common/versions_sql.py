@@ -49,6 +49,16 @@ WHERE last_seen >= {now} - :dead_after_ms
 GROUP BY app_version
 """
 
+# PENDING workflows that a live worker (fresh heartbeat) is running: they need no other worker.
+# PENDING rows are few and covered by idx_workflow_status_pending.
+_SERVED = """
+SELECT ws.application_version, count(*) AS n
+FROM {s}workflow_status ws
+JOIN {t}executors ex ON ex.executor_id = ws.executor_id
+WHERE ws.status = 'PENDING' AND ex.last_seen >= {now} - :dead_after_ms
+GROUP BY ws.application_version
+"""
+
 _IMAGES = "SELECT app_version, image, pinned FROM {t}versions"
 
 
@@ -72,12 +82,18 @@ class VersionSnapshot:
     backlog: list[Backlog]
     live_workers: dict[str, int] = field(default_factory=dict)
     images: dict[str, VersionImage] = field(default_factory=dict)
+    # PENDING workflows per version that a live worker is running.
+    served: dict[str, int] = field(default_factory=dict)
 
     def backlog_of(self, version: str) -> int:
         """ENQUEUED + PENDING workflows of `version` (version-less ones count for the latest)."""
         return sum(
             b.enqueued + b.pending for b in self.backlog if self.effective(b.app_version) == version
         )
+
+    def unserved_of(self, version: str) -> int:
+        """Backlog of `version` that no live worker is running: queued, or on a dead worker."""
+        return self.backlog_of(version) - self.served.get(version, 0)
 
     def effective(self, version: str | None) -> str | None:
         return self.latest if version is None else version
@@ -108,9 +124,9 @@ class VersionQueries:
         with self.engine.connect() as conn:
             latest = conn.execute(self._sql(_LATEST), {"app": app_name}).scalar()
             rows = conn.execute(self._sql(_BACKLOG)).all()
-            live = conn.execute(
-                self._sql(_LIVE_WORKERS), {"dead_after_ms": int(dead_after_sec * 1000)}
-            ).all()
+            fresh = {"dead_after_ms": int(dead_after_sec * 1000)}
+            live = conn.execute(self._sql(_LIVE_WORKERS), fresh).all()
+            served = conn.execute(self._sql(_SERVED), fresh).all()
             images = conn.execute(self._sql(_IMAGES)).all()
         counts: dict[tuple[str | None, str | None], dict[str, int]] = {}
         for queue, version, status, n in rows:
@@ -123,4 +139,5 @@ class VersionQueries:
             ],
             live_workers={r.app_version: int(r.n) for r in live},
             images={r.app_version: VersionImage(r.image, bool(r.pinned)) for r in images},
+            served={r.application_version: int(r.n) for r in served if r.application_version},
         )

@@ -1,11 +1,12 @@
 """What the drainer should change, as pure functions of the database and the cluster (unit-tested).
 
-The rule: every application version that is not the latest and still has ENQUEUED or PENDING
-workflows gets a "drain" Deployment: a copy of the release's worker Deployment running the image
-that version was recorded with (services/common/versions_sql.py), with WORKER_ROLE=drain. When the
-version's backlog reaches zero, or it becomes the latest again (a rollback: the release's own
-workers run it), its drain Deployment is deleted. Only DBOS's version rules route the work: the
-latest version's workers take everything new, each drain worker only its own version's rows.
+The rule: every application version that is not the latest and has work no live worker is running
+(ENQUEUED, e.g. handed back at shutdown, or PENDING on a dead worker) gets a "drain" Deployment: a
+copy of the release's worker Deployment running the image that version was recorded with
+(services/common/versions_sql.py), with WORKER_ROLE=drain. When the version's backlog reaches zero,
+or it becomes the latest again (a rollback: the release's own workers run it), its drain Deployment
+is deleted. Only DBOS's version rules route the work: the latest version's workers take everything
+new, each drain worker only its own version's rows.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ def plan(
             # Only up: removing a drain pod would hand its running work back for nothing.
             if replicas > have.replicas:
                 out.scale.append((have.name, replicas))
+            continue
+        if snapshot.unserved_of(version) == 0:
+            # All of it runs on live workers of that version (old pods finishing within their
+            # grace period during a rollout): a drain starts only if they hand work back or die.
             continue
         recorded = snapshot.images.get(version)
         if recorded is None or recorded.image is None:

@@ -4,8 +4,9 @@ Every HEARTBEAT seconds the worker stamps its row in the executors table. Every 
 tries to become the one sweeper (a Postgres advisory lock) and re-enqueues the PENDING workflows
 of executors whose heartbeat is older than DEAD_AFTER seconds, if they ran this worker's
 application version: DBOS then replays their checkpointed steps and continues where they stopped.
-PENDING work of other versions ("orphans") is only counted, for the metric and alert; recovering it
-onto this version is an operator's decision (`queue-worker recover`).
+PENDING work of other versions ("orphans") is only counted, for the metric and alert: it needs
+workers of its own version, which the drainer (services/drain/) starts and whose sweep then
+recovers it; moving it onto this version is an operator's decision (`queue-worker recover`).
 
 A worker sweeps only after its own heartbeats have succeeded for DEAD_AFTER seconds in a row: after
 a database outage, live peers need that long to heartbeat again, and must not be declared dead.

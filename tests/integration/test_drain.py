@@ -19,11 +19,10 @@ import pytest
 
 from tests.chart.helm import Obj, name, render
 from tests.integration.fake_kube import FakeKube, Kubelet
-from tests.integration.test_releases import NUM_STEPS, STEP_SECONDS
+from tests.integration.test_releases import NUM_STEPS, STEP_SECONDS, new_workflow_code
 from tests.support import (
     ServiceProcess,
     Stack,
-    edit_text,
     enqueue,
     fake_image,
     free_port,
@@ -62,15 +61,6 @@ def worker_deployment(tag: str) -> Obj:
     return rendered.get("Deployment", name("worker"))
 
 
-def _new_workflow_code(package: Path) -> None:
-    # Inside the workflow function: its source, hence DBOS's application version, changes.
-    edit_text(
-        package / "worker" / "workflows" / "demo.py",
-        '"workflow finished"',
-        '"workflow finished (2.0.0)"',
-    )
-
-
 def version_of(port: int) -> str:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     match = re.search(r'queue_worker_worker_info\{app_version="([^"]+)"', text)
@@ -91,7 +81,7 @@ def test_old_version_work_finishes_on_old_version_workers_the_drainer_starts_and
 ) -> None:
     images = {
         "queue-worker-worker:1.0.0": fake_image(tmp_path, "1.0.0"),
-        "queue-worker-worker:2.0.0": fake_image(tmp_path, "2.0.0", _new_workflow_code),
+        "queue-worker-worker:2.0.0": fake_image(tmp_path, "2.0.0", new_workflow_code),
     }
     stack = Stack(pg_url, tmp_path, METRICS_CACHE_SECONDS="0")
     drainer: ServiceProcess | None = None

@@ -25,11 +25,21 @@ from tests.support import (
 )
 
 NUM_STEPS = 12
-STEP_SECONDS = 0.4  # 4.8 s per workflow: far longer than the old worker's 2 s grace
+STEP_SECONDS = 1.0  # 12 s per workflow: the new worker starts (seconds on a busy machine) and the
+# old one drains for 2 s well before the old worker could finish them
 
 
 def _only_a_log_line_changed(package: Path) -> None:
     edit_text(package / "worker" / "runner.py", '"worker ready"', '"worker ready (image 1.0.1)"')
+
+
+def new_workflow_code(package: Path) -> None:
+    """Image 2.0.0: a line inside the workflow function changed, so its DBOS version does."""
+    edit_text(
+        package / "worker" / "workflows" / "demo.py",
+        '"workflow finished"',
+        '"workflow finished (2.0.0)"',
+    )
 
 
 def reported_version(stack: Stack, index: int) -> str:
@@ -112,5 +122,34 @@ def test_versions_pinned_to_image_tags_strand_the_work(database_url: str, tmp_pa
             fresh = enqueue(http, 2, step_seconds=0.05)
             done = wait_status(http, fresh, {"SUCCESS", "ERROR"}, timeout=30)
             assert (done["workflow_status"], done["app_version"]) == ("SUCCESS", "1.0.1")
+    finally:
+        stack.stop()
+
+
+def test_a_rollback_takes_the_new_work_again(database_url: str, tmp_path: Path) -> None:
+    """DBOS makes a version the latest only the first time it sees it; after a rollback the API's
+    version-less work would wait for the newer version's workers. Release workers promote their
+    version when they start (services/worker/version.py, announce)."""
+    v1_image = fake_image(tmp_path, "1.0.0")
+    v2_image = fake_image(tmp_path, "2.0.0", new_workflow_code)
+    stack = Stack(database_url, tmp_path)
+    try:
+        stack.start_api()
+        stack.start_worker("one", image=v1_image)
+        v1 = reported_version(stack, 0)
+        assert stack.workers[0].terminate() == 0
+        stack.start_worker("two", image=v2_image)
+        v2 = reported_version(stack, 1)
+        assert v1 != v2
+        assert "made this application version the latest" not in stack.workers[1].log()
+        assert stack.workers[1].terminate() == 0
+        back = stack.start_worker("one-again", image=v1_image)  # helm rollback
+        assert reported_version(stack, 2) == v1
+        with stack.client() as http:
+            wf = enqueue(http, 2, step_seconds=0.05)
+            done = wait_status(http, wf, {"SUCCESS", "ERROR"}, timeout=30)
+            assert (done["workflow_status"], done["app_version"]) == ("SUCCESS", v1)
+            assert done["executor_id"] == "one-again"
+        assert "made this application version the latest" in back.log()
     finally:
         stack.stop()

@@ -50,6 +50,28 @@ def test_an_old_version_with_work_gets_workers_of_its_image() -> None:
     assert s.backlog_of("new") == 57
 
 
+def test_no_drain_while_live_old_workers_run_all_of_it() -> None:
+    """A rollout: the old pods still finish their work within the grace period."""
+    running = VersionSnapshot(
+        latest="new",
+        backlog=[Backlog("q", "old", enqueued=0, pending=5)],
+        images={"old": image()},
+        served={"old": 5},
+    )
+    assert run(running).empty
+    # One of them died (its PENDING row is no longer served), or they handed work back.
+    died = VersionSnapshot(
+        latest="new",
+        backlog=[Backlog("q", "old", enqueued=0, pending=5)],
+        images={"old": image()},
+        served={"old": 4},
+    )
+    assert [d.replicas for d in run(died).create] == [1]
+    # An existing drain is kept while its own pods run the rest (served by them).
+    have = Existing("old", drain_name(WORKER, "old"), 1)
+    assert run(running, [have]).empty
+
+
 def test_replicas_follow_the_backlog_up_to_the_cap_and_never_shrink() -> None:
     s = snapshot("new", Backlog("q", "old", enqueued=25, pending=10), old=image())
     assert run(s).create[0].replicas == 4  # ceil(35 / 10)

@@ -80,6 +80,13 @@ def test_empty_values_mean_default() -> None:
             {"API_TOKENS_FILE": "/nonexistent/tokens"},
             "API_TOKENS_FILE='/nonexistent/tokens' cannot",
         ),
+        ({"WORKER_ROLE": "boss"}, "WORKER_ROLE='boss' is not one of main, drain"),
+        ({"WORKER_IMAGE": "repo/worker:1 .0"}, "WORKER_IMAGE='repo/worker:1 .0' is not an image"),
+        ({"WORKER_DEPLOYMENT": "Worker_1"}, "WORKER_DEPLOYMENT='Worker_1' is not a Kubernetes"),
+        ({"POD_NAMESPACE": "-ns"}, "POD_NAMESPACE='-ns' is not a Kubernetes name"),
+        ({"KUBERNETES_API_URL": "ftp://k8s"}, "KUBERNETES_API_URL='ftp://k8s' is not an http"),
+        ({"DRAIN_MAX_REPLICAS": "0"}, "DRAIN_MAX_REPLICAS=0 is out of range"),
+        ({"DRAIN_INTERVAL_SECONDS": "soon"}, "DRAIN_INTERVAL_SECONDS='soon' is not a number"),
         (
             {"WORKER_HEARTBEAT_SECONDS": "10", "WORKER_DEAD_AFTER_SECONDS": "15"},
             "must be at least twice WORKER_HEARTBEAT_SECONDS",
@@ -92,3 +99,23 @@ def test_bad_values_fail_with_one_clear_line(env: dict[str, str], expected: str)
     message = str(err.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_drainer_and_release_worker_settings() -> None:
+    s = load_settings({})
+    assert (s.worker_role, s.worker_image, s.worker_deployment) == ("main", None, None)
+    assert (s.drain_interval_sec, s.drain_max_replicas) == (15.0, 4)
+    d = load_settings(
+        {
+            "WORKER_ROLE": "drain",
+            "WORKER_IMAGE": "registry.example.com/qw/worker@sha256:" + "a" * 64,
+            "WORKER_DEPLOYMENT": "qw-queue-worker-worker",
+            "POD_NAMESPACE": "queue",
+            "KUBERNETES_API_URL": "https://10.0.0.1:443/",
+        }
+    )
+    assert d.worker_role == "drain"
+    assert d.worker_image is not None
+    assert d.worker_image.endswith("a" * 64)
+    assert (d.worker_deployment, d.kubernetes_namespace) == ("qw-queue-worker-worker", "queue")
+    assert d.kubernetes_api_url == "https://10.0.0.1:443"
