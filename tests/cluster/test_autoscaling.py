@@ -162,3 +162,36 @@ def test_drain_of_300_short_workflows_autoscaled_vs_one_fixed_worker(
         print(f"\n{n} workflows (1 step of 0.5 s), {mode} (peak {peak} workers of concurrency"
               f" {CONCURRENCY}): drained in {times[mode]:.1f}s")  # fmt: skip
     print(f"autoscaled / fixed drain time: {times['autoscaled'] / times['fixed']:.2f}")
+
+
+def test_lost_metric_keeps_the_workers_it_has(
+    restricted_namespace: Callable[[str], str], crds: list[str]
+) -> None:
+    """The signal disappears (the API, Prometheus's only source of the backlog, is scaled to zero):
+    the HPA controller marks ScalingActive=False (FailedGetExternalMetric) and keeps the replicas it
+    has; it does not fall back to minReplicas while the backlog it last saw is still running."""
+    ns = restricted_namespace("hpa-lost")
+    install_autoscaled(ns)
+    want = MAX_REPLICAS
+    with kube.api_client(ns, API) as http:
+        enqueue(http, CONCURRENCY * want, num_steps=30, step_seconds=4)
+    kube.wait_until(f"{want} workers", lambda: kube.ready_replicas(ns, WORKER) == want, 240)
+
+    kube.kubectl("scale", f"deployment/{API}", "-n", ns, "--replicas=0")
+
+    def scaling_inactive() -> str | None:
+        for c in hpa_status(ns).get("conditions", []):
+            if c["type"] == "ScalingActive" and c["status"] == "False":
+                return str(c["reason"])
+        return None
+
+    reason = kube.wait_until("ScalingActive=False", scaling_inactive, 120)
+    assert reason == "FailedGetExternalMetric"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 45:  # three of the controller's 15 s syncs
+        assert kube.get("deployment", WORKER, namespace=ns)["spec"]["replicas"] == want
+        time.sleep(3)
+    print(f"\nmetric gone: ScalingActive=False ({reason}), replicas held at {want} for 45 s")
+
+    kube.kubectl("scale", f"deployment/{API}", "-n", ns, "--replicas=1")
+    kube.wait_until("ScalingActive=True again", lambda: scaling_inactive() is None, 180)
