@@ -37,6 +37,9 @@ class Settings:
     app_version: str
     executor_id: str
     run_migrations: bool
+    # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
+    # this worker's workflows finishes, instead of only on the polling timer.
+    wake_on_notify: bool
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -144,6 +147,19 @@ def _api_tokens(source: Mapping[str, str]) -> tuple[str, ...]:
     return tokens
 
 
+def _wake_on_notify(source: Mapping[str, str], database_url: str) -> bool:
+    """On by default on Postgres; SQLite has no LISTEN/NOTIFY, so it keeps the polling timer."""
+    name = "WORKER_WAKE_ON_NOTIFY"
+    is_sqlite = make_url(database_url).get_backend_name() == "sqlite"
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return not is_sqlite
+    value = _bool(name, raw)
+    if value and is_sqlite:
+        raise SettingsError(f"{name}=true needs Postgres (SQLite has no LISTEN/NOTIFY)")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
     source = os.environ if env is None else env
@@ -156,8 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     from services import __version__
 
+    database_url = _database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL)
     settings = Settings(
-        database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
+        database_url=database_url,
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
         polling_interval_sec=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
@@ -176,6 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_version=get("DBOS__APPVERSION", __version__, _label),
         executor_id=get("DBOS__VMID", "local", _label),
         run_migrations=get("RUN_MIGRATIONS", "true", _bool),
+        wake_on_notify=_wake_on_notify(source, database_url),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
