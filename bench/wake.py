@@ -16,9 +16,10 @@ Sections:
   it drains fewer workflows; bare DBOS at 0.1 s polling is shown too.
 - idle cost: the three workers idle side by side; SQL statements/s from the server log
   (log_statement = 'all' on these throwaway databases only) and transactions/s.
-- the trigger's enqueue cost: DBOSClient.enqueue (8 threads) and raw INSERTs (pgbench, 8 clients)
-  into dbos.workflow_status with the trigger vs with it dropped, rounds alternating, a LISTEN
-  session open so notifications are really queued.
+- the trigger's enqueue cost: DBOSClient.enqueue (8 threads; no worker, so a backlog after the
+  first second) and raw INSERTs (pgbench, 8 clients) into dbos.workflow_status, each with the
+  trigger vs with it dropped, rounds alternating, a LISTEN session open. pgbench twice: every
+  insert notifying (the worst case: workers keeping up) and a backlog (inserts skip the NOTIFY).
 - 4 workers: a backlog drained by 4 of our workers at concurrency 10; the most workflows any one
   of them had in flight at once, from the rows (claim to completion per executor_id).
 """
@@ -301,10 +302,17 @@ def idle(bench: Bench) -> dict[str, Any]:
 
 # -- the trigger's enqueue cost --------------------------------------------------------------------
 
-_PGBENCH_INSERT = (
+# Raw enqueues: one INSERT per transaction. "each": every row on a queue of its own, so every
+# insert NOTIFYs (the trigger's worst case: workers keeping up). "backlog": one queue no worker
+# runs, so after a second its head has waited long enough that inserts skip the NOTIFY.
+_INSERT = (
     "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name) VALUES"
-    " (md5(random()::text || clock_timestamp()::text), 'ENQUEUED', 'bench', 'bench-nobody');\n"
+    " (md5(random()::text || clock_timestamp()::text), 'ENQUEUED', 'bench', {queue});\n"
 )
+_PGBENCH_INSERT = {
+    "each": _INSERT.format(queue="md5(random()::text)"),
+    "backlog": _INSERT.format(queue="'bench-nobody'"),
+}
 
 
 def _drop_trigger(url: str) -> None:
@@ -330,27 +338,37 @@ def trigger_cost(bench: Bench) -> dict[str, Any]:
     rounds = 2 if bench.quick else 3
     urls = {"trigger": bench.new_database("trg_on"), "none": bench.new_database("trg_off")}
     _drop_trigger(urls["none"])
-    script = bench.workdir / "insert.sql"
-    script.write_text(_PGBENCH_INSERT)
+    scripts = {}
+    for shape, sql in _PGBENCH_INSERT.items():
+        scripts[shape] = bench.workdir / f"insert-{shape}.sql"
+        scripts[shape].write_text(sql)
     listeners = [connect(u, autocommit=True) for u in urls.values()]
     for conn in listeners:
         conn.execute("LISTEN queue_worker_wake")
-    client: dict[str, list[float]] = {"trigger": [], "none": []}
-    raw: dict[str, list[float]] = {"trigger": [], "none": []}
+    results: dict[str, dict[str, list[float]]] = {
+        m: {"trigger": [], "none": []} for m in ("client", "pgbench_each", "pgbench_backlog")
+    }
     try:
         for r in range(rounds):
             order = ("trigger", "none") if r % 2 == 0 else ("none", "trigger")
             for kind in order:
-                client[kind].append(run_direct(urls[kind], threads=8, seconds=seconds)["rps"])
-                raw[kind].append(_pgbench(urls[kind], script, seconds))
-                # Drain what the LISTEN session was sent, so its queue never fills.
+                # A fresh queue per round for the client, so its first rows notify as on an
+                # idle queue; no worker runs, so after a second it is a backlog too.
+                rps = run_direct(urls[kind], threads=8, seconds=seconds)["rps"]
+                results["client"][kind].append(rps)
+                for shape in ("each", "backlog"):
+                    tps = _pgbench(urls[kind], scripts[shape], seconds)
+                    results[f"pgbench_{shape}"][kind].append(tps)
+                # Drain what the LISTEN sessions were sent, so their queues never fill.
                 for conn in listeners:
                     for _ in conn.notifies(timeout=0.01):
                         pass
             progress(
-                f"trigger cost round {r + 1}: client {client['trigger'][-1]:.0f} vs "
-                f"{client['none'][-1]:.0f}/s, pgbench {raw['trigger'][-1]:.0f} vs "
-                f"{raw['none'][-1]:.0f} tps"
+                f"trigger cost round {r + 1}: "
+                + ", ".join(
+                    f"{m} {v['trigger'][-1]:.0f} vs {v['none'][-1]:.0f}/s"
+                    for m, v in results.items()
+                )
             )
     finally:
         for conn in listeners:
@@ -360,10 +378,8 @@ def trigger_cost(bench: Bench) -> dict[str, Any]:
     return {
         "seconds_per_round": seconds,
         "rounds": rounds,
-        "client_rps": client,
-        "pgbench_tps": raw,
-        "client_rps_median": {k: median(v) for k, v in client.items()},
-        "pgbench_tps_median": {k: median(v) for k, v in raw.items()},
+        "samples": results,
+        "median": {m: {k: median(v) for k, v in d.items()} for m, d in results.items()},
     }
 
 

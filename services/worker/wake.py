@@ -89,6 +89,10 @@ class Wakeups:
         """The wait object for a (re)started queue thread. DBOS sets `stop` to stop every
         thread; a watcher rings this process's bells then, so no thread sleeps through it."""
         bell = Bell(has_room)
+        # DBOS starts a queue's thread up to a second after the queue is registered, and the
+        # thread first sleeps a whole polling interval. Rings before the bell existed were
+        # dropped, and a backlog may be waiting: poll at once instead.
+        bell.ring(WORK)
         with self._lock:
             self._bells[queue_name] = bell
             watch = id(stop) not in self._watched

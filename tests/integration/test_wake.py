@@ -84,6 +84,43 @@ def test_migrate_installs_a_trigger_that_notifies_every_way_a_row_becomes_enqueu
 
 
 @pytest.mark.postgres
+def test_inserts_behind_a_waiting_backlog_skip_the_notify_but_re_enqueues_do_not(
+    pg_url: str,
+) -> None:
+    """Saturated workers poll as each workflow ends; sparing those NOTIFYs keeps busy enqueues
+    from serializing their commits on Postgres's notify lock (bench/wake.py measures it)."""
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
+        client = _client(pg_url)
+        try:
+            head = _enqueue(client)
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                # The head of the queue has now waited 5 s: its workers are busy.
+                conn.execute(
+                    "UPDATE dbos.workflow_status SET created_at = created_at - 5000"
+                    " WHERE workflow_uuid = %s",
+                    (head,),
+                )
+                assert [n.payload for n in listener.notifies(timeout=1.0, stop_after=1)] == [
+                    WORKFLOW_QUEUE
+                ]
+                behind = _enqueue(client)
+                assert list(listener.notifies(timeout=1.0, stop_after=1)) == []
+                conn.execute(
+                    "UPDATE dbos.workflow_status SET status = 'PENDING' WHERE workflow_uuid = %s",
+                    (behind,),
+                )
+                conn.execute(
+                    "UPDATE dbos.workflow_status SET status = 'ENQUEUED' WHERE workflow_uuid = %s",
+                    (behind,),
+                )
+                notes = [n.payload for n in listener.notifies(timeout=2.0, stop_after=1)]
+                assert notes == [WORKFLOW_QUEUE]
+        finally:
+            client.destroy()
+
+
+@pytest.mark.postgres
 def test_an_idle_worker_starts_new_work_far_sooner_than_its_polling_interval(
     pg_url: str, tmp_path: Path
 ) -> None:

@@ -33,6 +33,9 @@ def test_wakeable_stop_looks_like_the_event_dbos_passes() -> None:
     wakeups = Wakeups()
     stop = threading.Event()
     proxy = wakeups.stop_for(stop, "q", lambda: True)
+    started = time.monotonic()
+    assert proxy.wait(timeout=30.0) is False  # a new queue thread polls at once
+    assert time.monotonic() - started < 1.0
     assert proxy.wait(timeout=0.01) is False  # timer: poll
     assert wakeups.ring("q", WORK) is True
     assert proxy.wait(timeout=5.0) is False  # rung: poll, not stopping
