@@ -26,31 +26,32 @@ TRIGGER_UPDATE = "queue_worker_wake_update_v1"
 # Serializes installers (workers that run migrations may start together); any fixed 64-bit key.
 _INSTALL_LOCK_KEY = 0x71_77_5F_77_61_6B  # "qw_wak"
 
-# An INSERT skips its NOTIFY when the queue's head (same version, the next row a worker would
-# claim, found with one probe of DBOS's idx_workflow_status_in_flight_v2) was enqueued more than
-# SATURATED_MS before this row: its workers are all busy (they poll as each workflow ends) or
-# cannot take it (the timer covers), so a NOTIFY would wake nobody with a free slot. This matters
-# because Postgres serializes the commits of notifying transactions (including their WAL flush):
-# under a backlog, enqueues stop paying for that. created_at is compared with the new row's own,
-# so both come from the same clock (the database's, or a batch client's). A re-enqueue (UPDATE:
-# resume, hand-back, recovery, a delayed row coming due) always notifies: it is rare, and the
-# re-enqueued rows keep their old created_at.
+# An INSERT skips its NOTIFY when the head of its queue (the next row a worker would claim) is of
+# the same version and was enqueued more than SATURATED_MS before the new row: that queue's
+# workers are all busy (they poll as each workflow ends) or cannot take it (the timer covers), so a
+# NOTIFY would wake nobody with a free slot. This matters because Postgres serializes the commits
+# of notifying transactions (including their WAL flush): under a backlog, enqueues stop paying for
+# that (bench/wake.py measures both). The head is a top-1 probe of DBOS's
+# idx_workflow_status_in_flight_v2 with no other filter, so the plan stays an index probe whatever
+# the statistics say (a version filter inside it made the generic plan a sequential scan once the
+# table grew); a head of another version just means "notify". created_at is compared with the new
+# row's own, so both come from one clock (the database's default, or a batch client's). A
+# re-enqueue (UPDATE: resume, hand-back, recovery, a delayed row coming due) always notifies: it is
+# rare, and re-enqueued rows keep their old created_at.
 SATURATED_MS = 1000
+HEAD_PROBE = (
+    "SELECT created_at, application_version FROM dbos.workflow_status"
+    " WHERE queue_name = {queue} AND status = 'ENQUEUED' ORDER BY priority, created_at LIMIT 1"
+)
 
 _FUNCTION = f"""
 CREATE OR REPLACE FUNCTION queue_worker.notify_enqueued() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' AND EXISTS (
-        SELECT 1 FROM (
-            SELECT created_at FROM dbos.workflow_status
-            WHERE queue_name = NEW.queue_name AND status = 'ENQUEUED'
-              AND application_version IS NOT DISTINCT FROM NEW.application_version
-              AND workflow_uuid <> NEW.workflow_uuid
-            ORDER BY priority, created_at
-            LIMIT 1
-        ) AS head
+        SELECT 1 FROM ({HEAD_PROBE.format(queue="NEW.queue_name")}) AS head
         WHERE head.created_at < NEW.created_at - {SATURATED_MS}
+          AND head.application_version IS NOT DISTINCT FROM NEW.application_version
     ) THEN
         RETURN NULL;
     END IF;

@@ -19,7 +19,7 @@ import pytest
 from dbos import DBOSClient
 
 from services.common.names import APP_NAME, DEMO_WORKFLOW, WORKFLOW_QUEUE
-from services.common.wake_sql import WAKE_CHANNEL
+from services.common.wake_sql import HEAD_PROBE, WAKE_CHANNEL
 from tests.support import Stack, wait_for
 
 SLOW_POLL = {"WORKER_POLLING_INTERVAL_SECONDS": "5"}
@@ -118,6 +118,28 @@ def test_inserts_behind_a_waiting_backlog_skip_the_notify_but_re_enqueues_do_not
                 assert notes == [WORKFLOW_QUEUE]
         finally:
             client.destroy()
+
+
+@pytest.mark.postgres
+def test_the_triggers_head_probe_stays_an_index_probe_on_a_big_analyzed_backlog(
+    pg_url: str,
+) -> None:
+    """Every enqueue runs it: a sequential scan here made enqueues 15x slower once the table grew
+    (a version filter inside the probe did that; bench/wake.py caught it)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name)"
+            " SELECT md5(g::text), 'ENQUEUED', 'w', %s FROM generate_series(1, 20000) AS g",
+            (WORKFLOW_QUEUE,),
+        )
+        conn.execute("ANALYZE dbos.workflow_status")
+        conn.execute("SET plan_cache_mode = force_generic_plan")  # as a plpgsql plan ends up
+        conn.execute(f"PREPARE head(text) AS {HEAD_PROBE.format(queue='$1')}")
+        plan = "\n".join(
+            str(r[0]) for r in conn.execute(f"EXPLAIN EXECUTE head('{WORKFLOW_QUEUE}')")
+        )
+    assert "Index Scan using idx_workflow_status_in_flight_v2" in plan, plan
+    assert "Sort" not in plan, plan
 
 
 @pytest.mark.postgres
