@@ -297,8 +297,8 @@ def _rows_wake(w: dict[str, Any]) -> list[Row]:
     rows += [
         Row(
             "Wake",
-            f"drain, trivial workflows/s, 1 worker x {c}: ours ({o['workflows']}, 1 s polling) "
-            f"vs bare DBOS ({b['workflows']}, 1 s polling)",
+            f"drain, trivial workflows/s, 1 worker x {c}: ours ({o['workflows']}, 1 s polling, "
+            f"median of {len(o.get('rounds', [o]))}) vs bare DBOS ({b['workflows']}, 1 s polling)",
             f"{o['per_s']:.0f}/s",
             f"{b['per_s']:.1f}/s",
             o["per_s"] / b["per_s"],

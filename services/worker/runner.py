@@ -74,10 +74,16 @@ def launch(settings: Settings, wakeups: Wakeups | None = None) -> bool:
 def start_wake_listener(
     settings: Settings, engine: sa.Engine, wakeups: Wakeups, metrics: WorkerMetrics
 ) -> WakeListener:
-    """After launch: make sure the enqueue trigger exists (or say it does not), then LISTEN."""
-    if settings.run_migrations:
-        install_wake_trigger(engine)
-    if not wake_trigger_installed(engine):
+    """After launch: make sure the enqueue trigger exists (or say it does not), then LISTEN.
+    Wake-ups are an optimization: nothing here stops the worker, which can always poll."""
+    try:
+        if settings.run_migrations:
+            install_wake_trigger(engine)
+        installed = wake_trigger_installed(engine)
+    except Exception as exc:
+        log.warning("cannot check the enqueue trigger", extra={"error": f"{exc}"[:300]})
+        installed = True  # unknown: say nothing more
+    if not installed:
         log.warning(
             "enqueue trigger missing: new work waits for the next poll; run `queue-worker migrate`"
         )
