@@ -59,7 +59,7 @@ def _meta(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         row = conn.execute("SHOW server_version").fetchone()
     return {
         "mode": "quick" if args.quick else "full",
-        "command": ".venv/bin/python -m bench" + (" --quick" if args.quick else ""),
+        "command": " ".join([".venv/bin/python -m bench", *sys.argv[1:]]),
         "argv": sys.argv[1:],
         "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git_commit": _git_commit(),
