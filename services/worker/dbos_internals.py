@@ -21,11 +21,12 @@ What is changed, and only in this process:
    that also counts claims not yet registered. DBOS counts a claimed workflow against
    worker_concurrency only once its executor thread has started and called `add()`; until then
    the next poll does not see it ("the local concurrency count lags until it registers", in
-   execute_dequeued_workflow). With a poll once a second that lag never matters; with a poll the
-   moment a slot frees, it would let a poll claim past worker_concurrency. The claim is counted
-   from dispatch (synchronously in the queue thread, before its next poll) until the workflow
-   registers or its Future completes, so the count is never lower than DBOS's and never lower
-   than the truth.
+   execute_dequeued_workflow). With a poll once a second that lag rarely matters; with a poll the
+   moment a slot frees, it let a worker run up to 18 at concurrency 10 (bench/wake.py). The claim
+   is counted from dispatch (synchronously in the queue thread, before its next poll) until the
+   workflow registers or its Future completes, so the count is never lower than DBOS's and never
+   lower than the truth. Coroutine (`async def`) workflows return no Future: they keep DBOS's own
+   accounting and refill at the next timer poll.
 """
 
 from __future__ import annotations

@@ -111,9 +111,9 @@ class Wakeups:
         """Ring one queue's bell; False if no thread of this process runs that queue."""
         with self._lock:
             bell = self._bells.get(queue_name)
+            if bell is None:
+                return False
             self.rings[reason] += 1
-        if bell is None:
-            return False
         bell.ring(reason)
         return True
 
