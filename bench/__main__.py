@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--only SECTION ...]`: run the benchmarks and print a table of ratios.
 
-Sections: enqueue, list (with /metrics), workers, latency (with the idle worker's database cost).
+Sections: enqueue, list (with /metrics), workers, latency (with the idle worker's database cost),
+wake (wake-ups on enqueue and on completion, beside bare DBOS and procrastinate).
 Needs the machine's Postgres (BENCH_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres; loopback only) and wrk. Progress goes to stderr, the table to stdout; results are
 written to bench/results/<full|quick>.json and .md.
@@ -24,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from bench import enqueue, latency, listing, report, workers
+from bench import enqueue, latency, listing, report, wake, workers
 from bench.common import DEFAULT_ADMIN_URL, Bench, progress
 
 SECTIONS = {
@@ -32,6 +33,7 @@ SECTIONS = {
     "list": listing.run,
     "workers": workers.run,
     "latency": latency.run,
+    "wake": wake.run,
 }
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +59,7 @@ def _meta(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
         row = conn.execute("SHOW server_version").fetchone()
     return {
         "mode": "quick" if args.quick else "full",
-        "command": ".venv/bin/python -m bench" + (" --quick" if args.quick else ""),
+        "command": " ".join([".venv/bin/python -m bench", *sys.argv[1:]]),
         "argv": sys.argv[1:],
         "started_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git_commit": _git_commit(),

@@ -18,6 +18,7 @@ from types import FrameType
 
 from dbos import DBOS, DBOSConfig
 
+import bench.trivial  # noqa: F401  (and the do-nothing one bench/wake.py drains)
 import services.worker.workflows.demo  # noqa: F401  (registers the same workflow)
 from services.common.names import APP_NAME, WORKFLOW_QUEUE
 

@@ -323,26 +323,38 @@ class Bench:
         return proc, port
 
     def start_workers(
-        self, url: str, count: int, *, concurrency: int, polling_sec: float, bare: bool = False
+        self,
+        url: str,
+        count: int,
+        *,
+        concurrency: int,
+        polling_sec: float,
+        bare: bool = False,
+        trivial: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> list[Proc]:
-        """Start `count` worker processes at once and wait until each listens to its queue."""
+        """Start `count` worker processes at once and wait until each listens to its queue.
+        `trivial`: our worker with bench/trivial.py's workflow registered too (bare DBOS workers
+        always have it)."""
         procs = []
         for i in range(count):
-            env = {
+            worker_env = {
                 "DBOS_SYSTEM_DATABASE_URL": url,
                 "WORKER_CONCURRENCY": str(concurrency),
                 "WORKER_POLLING_INTERVAL_SECONDS": str(polling_sec),
                 "DBOS__VMID": f"bench-{'bare' if bare else 'worker'}-{i}",
                 "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+                **(env or {}),
             }
+            metrics = ("--metrics-host", LOOPBACK, "--metrics-port", str(free_port()))
             if bare:
                 argv = module_argv("bench.bare_worker")
+            elif trivial:
+                argv = module_argv("bench.trivial_worker", "worker", *metrics)
             else:
-                argv = service_argv(
-                    "worker", "--metrics-host", LOOPBACK, "--metrics-port", str(free_port())
-                )
+                argv = service_argv("worker", *metrics)
             procs.append(
-                self.start(f"{'bare' if bare else 'worker'}-{i}-{db_name(url)}", argv, env)
+                self.start(f"{'bare' if bare else 'worker'}-{i}-{db_name(url)}", argv, worker_env)
             )
         for proc in procs:
             proc.wait_log("bare worker ready" if bare else "worker ready", timeout=90)

@@ -271,6 +271,142 @@ def _rows_latency(la: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _rows_wake(w: dict[str, Any]) -> list[Row]:
+    lat, dr, idle = w["latency"], w["drain"], w["idle"]
+    ours, bare, proc = lat["ours"], lat["bare"], lat["procrastinate"]
+    c = w["worker_concurrency"]
+    rows = [
+        Row(
+            "Wake",
+            "enqueue-to-start p50 / p99, idle queue, 1 s polling: ours vs bare DBOS",
+            _ms(ours, "p50_ms", "p99_ms"),
+            _ms(bare, "p50_ms", "p99_ms"),
+            ours["p50_ms"] / bare["p50_ms"],
+            "p50 <= 20 ms, p99 <= 100 ms",
+            ours["p50_ms"] <= 20 and ours["p99_ms"] <= 100,
+        ),
+        Row(
+            "Wake",
+            "enqueue-to-start p50 / p99, idle queue: ours vs procrastinate (LISTEN/NOTIFY)",
+            _ms(ours, "p50_ms", "p99_ms"),
+            _ms(proc, "p50_ms", "p99_ms"),
+            ours["p50_ms"] / proc["p50_ms"],
+        ),
+    ]
+    o, b, bf, pr = dr["ours"], dr["bare"], dr["bare_fast_poll"], dr["procrastinate"]
+    rows += [
+        Row(
+            "Wake",
+            f"drain, trivial workflows/s, 1 worker x {c}: ours ({o['workflows']}, 1 s polling, "
+            f"median of {len(o.get('rounds', [o]))}) vs bare DBOS ({b['workflows']}, 1 s polling)",
+            f"{o['per_s']:.0f}/s",
+            f"{b['per_s']:.1f}/s",
+            o["per_s"] / b["per_s"],
+            ">= 150/s",
+            o["per_s"] >= 150,
+        ),
+        Row(
+            "Wake",
+            f"drain: ours vs bare DBOS at 0.1 s polling ({bf['workflows']})",
+            f"{o['per_s']:.0f}/s",
+            f"{bf['per_s']:.0f}/s",
+            o["per_s"] / bf["per_s"],
+        ),
+        Row(
+            "Wake",
+            f"drain: ours vs procrastinate ({pr['workflows']} jobs, concurrency {c})",
+            f"{o['per_s']:.0f}/s",
+            f"{pr['per_s']:.0f}/s",
+            o["per_s"] / pr["per_s"],
+        ),
+        Row(
+            "Wake",
+            "worker CPU per trivial workflow, ms: ours vs bare DBOS (0.1 s polling)",
+            f"{o['cpu_ms_per_workflow']:.2f}",
+            f"{bf['cpu_ms_per_workflow']:.2f}",
+            o["cpu_ms_per_workflow"] / bf["cpu_ms_per_workflow"],
+        ),
+        Row(
+            "Wake",
+            "worker CPU per trivial job, ms: ours vs procrastinate",
+            f"{o['cpu_ms_per_workflow']:.2f}",
+            f"{pr['cpu_ms_per_workflow']:.2f}",
+            o["cpu_ms_per_workflow"] / pr["cpu_ms_per_workflow"],
+        ),
+        Row(
+            "Wake",
+            "drain: most workflows in flight in the worker at once (from the rows)",
+            str(max(o["max_in_flight"].values())),
+            f"limit {c}",
+            None,
+            f"<= {c}",
+            max(o["max_in_flight"].values()) <= c,
+        ),
+    ]
+    if "statements_per_s" in idle["ours"]:
+        for base in ("bare", "procrastinate"):
+            rows.append(
+                Row(
+                    "Wake",
+                    f"idle worker, SQL statements/s (server log): ours vs {base}",
+                    f"{idle['ours']['statements_per_s']:.1f}/s",
+                    f"{idle[base]['statements_per_s']:.1f}/s",
+                    idle["ours"]["statements_per_s"] / max(idle[base]["statements_per_s"], 1e-9),
+                    "<= bare DBOS" if base == "bare" else "",
+                    (idle["ours"]["statements_per_s"] <= idle["bare"]["statements_per_s"] * 1.05)
+                    if base == "bare"
+                    else None,
+                )
+            )
+    rows.append(
+        Row(
+            "Wake",
+            "idle worker, transactions/s: ours vs bare DBOS vs procrastinate",
+            f"{idle['ours']['transactions_per_s']:.1f}/s",
+            f"{idle['bare']['transactions_per_s']:.1f}/s, "
+            f"{idle['procrastinate']['transactions_per_s']:.1f}/s",
+            idle["ours"]["transactions_per_s"] / max(idle["bare"]["transactions_per_s"], 1e-9),
+        )
+    )
+    t = w["trigger_cost"]["median"]
+    labels = {
+        "client": "DBOSClient.enqueue/s (8 threads, a backlog after 1 s)",
+        "pgbench_each": "raw INSERTs/s (pgbench, 8 clients), every insert notifying",
+        "pgbench_backlog": "raw INSERTs/s (pgbench, 8 clients) into a backlog",
+    }
+    for key, label in labels.items():
+        rows.append(
+            Row(
+                "Wake",
+                f"enqueue cost of the trigger: {label}, trigger vs none",
+                f"{t[key]['trigger']:.0f}/s",
+                f"{t[key]['none']:.0f}/s",
+                t[key]["trigger"] / t[key]["none"],
+            )
+        )
+    f = w["four_workers"]
+    rows += [
+        Row(
+            "Wake",
+            f"4 workers x {f['worker_concurrency']}, {f['workflows']} trivial workflows: "
+            "max in flight per worker (from the rows)",
+            ", ".join(str(v) for _, v in sorted(f["max_in_flight_per_worker"].items())),
+            f"limit {f['worker_concurrency']}",
+            None,
+            f"<= {f['worker_concurrency']}",
+            f["max_in_flight"] <= f["worker_concurrency"],
+        ),
+        Row(
+            "Wake",
+            "4 workers: drain rate in all vs 1 worker (2 CPUs shared with Postgres)",
+            f"{f['per_s']:.0f}/s",
+            f"{o['per_s']:.0f}/s",
+            f["per_s"] / o["per_s"],
+        ),
+    ]
+    return rows
+
+
 def _rows_memory(rss: dict[str, float]) -> list[Row]:
     pairs = [
         ("api (enqueue load)", "seed server (enqueue load)"),
@@ -306,6 +442,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         rows += _rows_workers(results["workers"])
     if "latency" in results:
         rows += _rows_latency(results["latency"])
+    if "wake" in results:
+        rows += _rows_wake(results["wake"])
     rows += _rows_memory(results.get("peak_rss_mib", {}))
     return rows
 

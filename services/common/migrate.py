@@ -1,7 +1,8 @@
 """`queue-worker migrate`: create or upgrade the schema (Postgres or SQLite).
 
-Two parts: DBOS's system schema (DBOS.migrate, the pinned version's migrations) and this project's
-own small table of worker heartbeats (services/common/executor_sql.py). Both are idempotent.
+Three parts: DBOS's system schema (DBOS.migrate, the pinned version's migrations), this project's
+own small table of worker heartbeats (services/common/executor_sql.py), and on Postgres the enqueue
+trigger that wakes workers (services/common/wake_sql.py). All are idempotent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from services.common.executor_sql import ExecutorQueries
 from services.common.logs import configure_logging
 from services.common.settings import Settings
 from services.common.sql import create_engine
+from services.common.wake_sql import install_wake_trigger
 
 log = logging.getLogger("queue_worker.migrate")
 
@@ -26,6 +28,8 @@ def migrate_schema(database_url: str, *, app_role: str | None = None) -> None:
     executors = ExecutorQueries(create_engine(database_url, pool_size=1))
     try:
         executors.create_schema()
+        # After DBOS's migrations: the trigger is on dbos.workflow_status.
+        install_wake_trigger(executors.engine)
         if app_role is not None:
             executors.grant(app_role)
     finally:

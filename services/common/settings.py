@@ -50,6 +50,9 @@ class Settings:
     worker_deployment: str | None
     kubernetes_namespace: str | None
     kubernetes_api_url: str | None
+    # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
+    # this worker's workflows finishes, instead of only on the polling timer.
+    wake_on_notify: bool
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -192,6 +195,19 @@ def _api_tokens(source: Mapping[str, str]) -> tuple[str, ...]:
     return tokens
 
 
+def _wake_on_notify(source: Mapping[str, str], database_url: str) -> bool:
+    """On by default on Postgres; SQLite has no LISTEN/NOTIFY, so it keeps the polling timer."""
+    name = "WORKER_WAKE_ON_NOTIFY"
+    is_sqlite = make_url(database_url).get_backend_name() == "sqlite"
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return not is_sqlite
+    value = _bool(name, raw)
+    if value and is_sqlite:
+        raise SettingsError(f"{name}=true needs Postgres (SQLite has no LISTEN/NOTIFY)")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
     source = os.environ if env is None else env
@@ -202,8 +218,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raw = default
         return parse(name, raw)
 
+    database_url = _database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL)
     settings = Settings(
-        database_url=_database_url(source.get("DBOS_SYSTEM_DATABASE_URL") or DEFAULT_DATABASE_URL),
+        database_url=database_url,
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
         polling_interval_sec=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
@@ -235,6 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kubernetes_api_url=_optional_http_url(
             "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
         ),
+        wake_on_notify=_wake_on_notify(source, database_url),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)

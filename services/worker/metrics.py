@@ -7,13 +7,18 @@ histograms come from @instrumented workflows (services/worker/instrumentation.py
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Gauge, Info, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.common.names import KNOWN_QUEUES
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries
 from services.worker import instrumentation
+from services.worker.listener import WakeListener
+from services.worker.wake import SLOT, WORK, Wakeups
 
 # No `_created` series: they double the series count and no dashboard or rule reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -63,3 +68,39 @@ class WorkerMetrics:
         self.workflows = instrumentation.register_workflow_metrics(self.registry)
         if queries is not None:
             instrumentation.install(self.workflows, queries)
+
+
+class _WakeCollector(Collector):
+    """Read at scrape time from the listener and the bells (no locks held on the hot path)."""
+
+    def __init__(self, wakeups: Wakeups, listener: WakeListener) -> None:
+        self._wakeups = wakeups
+        self._listener = listener
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        up = GaugeMetricFamily(
+            "queue_worker_wake_listener_up",
+            "1 while this worker's LISTEN connection for enqueue notifications is open.",
+        )
+        up.add_metric([], 1.0 if self._listener.connected else 0.0)
+        yield up
+        connects = CounterMetricFamily(
+            "queue_worker_wake_listener_connects",
+            "Times the LISTEN connection was opened (1 + reconnects).",
+        )
+        connects.add_metric([], float(self._listener.connects))
+        yield connects
+        rings = CounterMetricFamily(
+            "queue_worker_wakeups",
+            "Wake-ups of the queue threads: notify (enqueue trigger), slot (a workflow finished).",
+            labels=["reason"],
+        )
+        rings.add_metric(["notify"], float(self._wakeups.rings[WORK]))
+        rings.add_metric(["slot"], float(self._wakeups.rings[SLOT]))
+        yield rings
+
+
+def register_wake_metrics(
+    registry: CollectorRegistry, wakeups: Wakeups, listener: WakeListener
+) -> None:
+    registry.register(_WakeCollector(wakeups, listener))

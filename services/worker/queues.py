@@ -22,3 +22,8 @@ def register_queues(settings: Settings) -> None:
         # overwrite them (DBOS's default conflict rule does exactly that).
         on_conflict="update_if_latest_version",
     )
+
+
+def worker_limits(settings: Settings) -> dict[str, int]:
+    """worker_concurrency by queue, as registered above: a NOTIFY does not wake a full queue."""
+    return {WORKFLOW_QUEUE: settings.worker_concurrency}

@@ -17,6 +17,7 @@ import threading
 import time
 from types import FrameType
 
+import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from services.common.executor_sql import ExecutorQueries
@@ -25,10 +26,14 @@ from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
+from services.common.wake_sql import install_wake_trigger, wake_trigger_installed
+from services.worker import dbos_internals
 from services.worker.health_server import HealthServer, build_health_app
+from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
-from services.worker.metrics import WorkerMetrics
+from services.worker.metrics import WorkerMetrics, register_wake_metrics
 from services.worker.version import announce, workflow_version
+from services.worker.wake import Wakeups
 
 log = logging.getLogger("queue_worker.worker")
 
@@ -47,21 +52,53 @@ def dbos_config(settings: Settings) -> DBOSConfig:
     }
 
 
-def launch(settings: Settings, app_version: str) -> None:
+def launch(settings: Settings, app_version: str, wakeups: Wakeups | None = None) -> bool:
     """Register workflows, launch DBOS and register the queues (the order dbos 3.4 requires).
     `app_version` is what workflow_version() promised; DBOS must agree, or our heartbeat rows,
-    metrics and recovery would speak of another version than the one dequeued."""
+    metrics and recovery would speak of another version than the one dequeued. With `wakeups`,
+    hook DBOS's queue threads to them first; returns whether that worked."""
     import services.worker.workflows  # noqa: F401  (importing registers the workflows)
-    from services.worker.queues import register_queues
+    from services.worker.queues import register_queues, worker_limits
 
-    DBOS(config=dbos_config(settings))
+    dbos = DBOS(config=dbos_config(settings))
     # DBOS installs its own console handler at construction; route it through ours instead.
     configure_logging(settings.log_level, settings.log_format, "worker")
+    hooked = False
+    if wakeups is not None:
+        try:
+            # Between construction and launch: launch spawns the queue threads.
+            dbos_internals.install(dbos, wakeups, worker_limits(settings))
+            hooked = True
+        except dbos_internals.InternalsChanged as exc:
+            log.error("wake-ups disabled, polling only", extra={"reason": str(exc)[:500]})
     DBOS.launch()
     running = DBOS.application_version
     if running != app_version:
         raise RuntimeError(f"DBOS runs application version {running!r}, expected {app_version!r}")
     register_queues(settings)
+    return hooked
+
+
+def start_wake_listener(
+    settings: Settings, engine: sa.Engine, wakeups: Wakeups, metrics: WorkerMetrics
+) -> WakeListener:
+    """After launch: make sure the enqueue trigger exists (or say it does not), then LISTEN.
+    Wake-ups are an optimization: nothing here stops the worker, which can always poll."""
+    try:
+        if settings.run_migrations:
+            install_wake_trigger(engine)
+        installed = wake_trigger_installed(engine)
+    except Exception as exc:
+        log.warning("cannot check the enqueue trigger", extra={"error": f"{exc}"[:300]})
+        installed = True  # unknown: say nothing more
+    if not installed:
+        log.warning(
+            "enqueue trigger missing: new work waits for the next poll; run `queue-worker migrate`"
+        )
+    listener = WakeListener(settings.database_url, wakeups)
+    register_wake_metrics(metrics.registry, wakeups, listener)
+    listener.start()
+    return listener
 
 
 def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> int:
@@ -113,16 +150,21 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
             "polling_interval_sec": settings.polling_interval_sec,
+            "wake_on_notify": settings.wake_on_notify,
             "metrics_port": metrics_port,
         },
     )
+    wakeups = Wakeups() if settings.wake_on_notify else None
+    listener: WakeListener | None = None
     try:
         if settings.run_migrations:
             executors.create_schema()
         # Heartbeat before DBOS can claim anything, so no PENDING row of ours predates our row.
         liveness.beat()
-        launch(settings, app_version)
+        hooked = launch(settings, app_version, wakeups)
         announce(settings, app_version, VersionQueries(engine))
+        if hooked and wakeups is not None:
+            listener = start_wake_listener(settings, engine, wakeups, metrics)
     except Exception as exc:
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
@@ -137,6 +179,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
     DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    if listener is not None:
+        listener.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})

@@ -54,6 +54,15 @@ def test_api_tokens_from_env_and_file(tmp_path: Path) -> None:
     assert load_settings({}).api_tokens == ()
 
 
+def test_wake_on_notify_defaults_to_the_backend() -> None:
+    pg = "postgresql://app@db/dbos"
+    assert load_settings({"DBOS_SYSTEM_DATABASE_URL": pg}).wake_on_notify is True
+    assert load_settings({}).wake_on_notify is False  # SQLite keeps plain polling
+    off = {"DBOS_SYSTEM_DATABASE_URL": pg, "WORKER_WAKE_ON_NOTIFY": "false"}
+    assert load_settings(off).wake_on_notify is False
+    assert load_settings({"WORKER_WAKE_ON_NOTIFY": "false"}).wake_on_notify is False
+
+
 def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
@@ -68,6 +77,11 @@ def test_empty_values_mean_default() -> None:
         ({"WORKER_POLLING_INTERVAL_SECONDS": "fast"}, "is not a number"),
         ({"WORKER_SHUTDOWN_GRACE_SECONDS": "-1"}, "out of range"),
         ({"RUN_MIGRATIONS": "maybe"}, "is not a boolean"),
+        ({"WORKER_WAKE_ON_NOTIFY": "true"}, "WORKER_WAKE_ON_NOTIFY=true needs Postgres"),
+        (
+            {"WORKER_WAKE_ON_NOTIFY": "sometimes", "DBOS_SYSTEM_DATABASE_URL": "postgresql://h/d"},
+            "is not a boolean",
+        ),
         ({"LOG_FORMAT": "xml"}, "is not one of json, text"),
         ({"DBOS__VMID": "bad id with spaces"}, "DBOS__VMID"),
         ({"DBOS__APPVERSION": "x" * 200}, "DBOS__APPVERSION"),

@@ -1,0 +1,82 @@
+"""The one door to dbos internals (services/worker/dbos_internals.py) still fits the installed dbos.
+
+If this fails after a dbos upgrade, the message names each internal that moved or changed shape:
+re-read the new dbos source (_queue.py's queue_worker_thread and queue_thread, _core.py's
+execute_dequeued_workflow and ActiveWorkflowById), adapt the module, then update CHECKED_VERSION.
+Until then a worker logs "wake-ups disabled, polling only" and keeps working on its timer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dbos._core import ActiveWorkflowById
+
+from services.worker import dbos_internals
+from services.worker.dbos_internals import ClaimCountingActiveSet, InternalsChanged
+from services.worker.wake import Wakeups
+
+
+def test_every_internal_used_is_where_and_how_it_was_checked() -> None:
+    found = dbos_internals.problems()
+    assert found == [], "dbos internals changed:\n  " + "\n  ".join(found)
+
+
+def test_claims_count_until_registered_and_never_twice() -> None:
+    active = ClaimCountingActiveSet()
+    active.reserve("a", ("q", None))
+    active.reserve("b", ("q", "p1"))
+    active.reserve("c", ("other", None))
+    # Claimed, not yet registered by their executor threads: DBOS alone would count 0 here.
+    assert active.count_for_queue("q") == 2
+    assert active.count_for_partition("q", "p1") == 1
+    entry = active.add("a", "q", None)  # registration takes over from the claim
+    assert active.count_for_queue("q") == 2
+    entry.release()  # finished
+    assert active.count_for_queue("q") == 1
+    active.unreserve("b")  # its future completed without registering (e.g. it failed early)
+    active.unreserve("b")  # idempotent
+    assert active.count_for_queue("q") == 0
+    assert active.count_for_queue("other") == 1
+    assert isinstance(active, ActiveWorkflowById)
+
+
+class _NotDBOS:
+    pass
+
+
+def test_install_refuses_an_instance_it_does_not_recognise() -> None:
+    with pytest.raises(InternalsChanged, match="_active_workflows_set"):
+        dbos_internals.install(_NotDBOS(), Wakeups(), {})
+
+
+def test_install_refuses_after_launch() -> None:
+    class Running:
+        def __init__(self) -> None:
+            self._active_workflows_set = ActiveWorkflowById()
+            self._active_workflows_set.add("busy", "q", None)
+
+    fake: Any = Running()
+    with pytest.raises(InternalsChanged, match=r"before DBOS\.launch"):
+        dbos_internals.install(fake, Wakeups(), {})
+
+
+def test_install_wraps_the_queue_thread_and_dispatch_and_uninstall_restores() -> None:
+    from dbos import _queue
+
+    class Fresh:
+        def __init__(self) -> None:
+            self._active_workflows_set = ActiveWorkflowById()
+
+    fake: Any = Fresh()
+    thread_fn, dispatch_fn = _queue.queue_worker_thread, _queue.execute_dequeued_workflow  # type: ignore[attr-defined]
+    try:
+        dbos_internals.install(fake, Wakeups(), {"q": 2})
+        assert isinstance(fake._active_workflows_set, ClaimCountingActiveSet)
+        assert _queue.queue_worker_thread is not thread_fn
+        assert _queue.execute_dequeued_workflow is not dispatch_fn  # type: ignore[attr-defined]
+    finally:
+        dbos_internals.uninstall()
+    assert _queue.queue_worker_thread is thread_fn
+    assert _queue.execute_dequeued_workflow is dispatch_fn  # type: ignore[attr-defined]
