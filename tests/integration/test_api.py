@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -108,6 +110,49 @@ def test_idempotent_retries_create_one_workflow(stack: Stack, http: httpx.Client
     assert clash.status_code == 409
     assert "Idempotency-Key" in clash.json()["error"]["message"]
     assert row_count(stack) == before + 1
+
+
+def concurrent_posts(
+    stack: Stack, path: str, bodies: list[Any], headers: dict[str, str]
+) -> list[httpx.Response]:
+    """POST each body on its own connection, all released at once by a barrier."""
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: Any) -> httpx.Response:
+        with stack.client() as client:
+            client.get("/healthz")  # connect first, so the barrier releases only the POSTs
+            barrier.wait(timeout=30)
+            return client.post(path, json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_concurrent_reuse_of_a_key_never_accepts_a_different_body(
+    stack: Stack, http: httpx.Client
+) -> None:
+    """20 requests at once with one Idempotency-Key and two bodies (10 each): only the body that
+    was stored is accepted (202, answered from the stored workflow), every other one is a 409,
+    whichever request wins the insert. Three trials, each with its own key."""
+    bodies = [{"num_steps": 2, "step_seconds": 0.01}, {"num_steps": 3, "step_seconds": 0.01}]
+    for _ in range(3):
+        key = f"race-{uuid.uuid4()}"
+        before = row_count(stack)
+        responses = concurrent_posts(
+            stack, "/api/workflows", bodies * 10, headers={"Idempotency-Key": key}
+        )
+        results = list(zip(bodies * 10, responses, strict=True))
+        assert {r.status_code for _, r in results} <= {202, 409}, [r.text for _, r in results]
+        accepted = [(b, r) for b, r in results if r.status_code == 202]
+        refused = [(b, r) for b, r in results if r.status_code == 409]
+        assert accepted
+        (workflow_id,) = {r.json()["workflow_id"] for _, r in accepted}
+        stored = http.get(f"/api/workflows/{workflow_id}").json()["num_steps"]
+        assert {b["num_steps"] for b, _ in accepted} == {stored}, "a different body got a 202"
+        assert {r.json()["num_steps"] for _, r in accepted} == {stored}
+        assert {b["num_steps"] for b, _ in refused} == {5 - stored}
+        assert (len(accepted), len(refused)) == (10, 10)
+        assert row_count(stack) == before + 1
 
 
 def test_cancel_then_resume_finishes_the_workflow(http: httpx.Client) -> None:

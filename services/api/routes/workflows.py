@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle
+from dbos._error import DBOSWorkflowIDInUseError
 from dbos._serialization import WorkflowSerializationFormat
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -59,12 +60,25 @@ def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -
     }
     if workflow_id is not None:
         options["workflow_id"] = workflow_id
+        # Raise instead of returning the existing row: the caller must then compare that row's
+        # fingerprint, because only the row that exists says which body the key belongs to.
+        options["workflow_id_reuse_policy"] = "reject"
     if req.priority is not None:
         options["priority"] = req.priority
     handle: WorkflowHandle[dict[str, int]] = client.enqueue(
         options, req.num_steps, req.step_seconds
     )
     return handle.get_workflow_id()
+
+
+def _check_replay(stored_fingerprint: str | None, fingerprint: str) -> bool:
+    """True if the key's row exists with this request's fingerprint (a retry); False if no row
+    exists; a 409 if the row holds a different request."""
+    if stored_fingerprint is None:
+        return False
+    if stored_fingerprint != fingerprint:
+        raise ApiError(409, "Idempotency-Key was already used for a different request body")
+    return True
 
 
 async def enqueue_workflow(request: Request) -> Response:
@@ -85,13 +99,21 @@ async def enqueue_workflow(request: Request) -> Response:
     workflow_id = idempotent_workflow_id(key) if key is not None else None
     replayed = False
     if workflow_id is not None:
-        existing = await run_in_threadpool(queries.get_fingerprint, workflow_id)
-        if existing is not None:
-            if existing != req.fingerprint():
-                raise ApiError(409, "Idempotency-Key was already used for a different request body")
-            replayed = True
+        # A cheap read first: most reuses of a key are retries of a request that already landed.
+        replayed = _check_replay(
+            await run_in_threadpool(queries.get_fingerprint, workflow_id), req.fingerprint()
+        )
     if not replayed:
-        workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
+        try:
+            workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
+        except DBOSWorkflowIDInUseError:
+            # Another request with this key inserted the row between our read and our insert.
+            # The row exists now, so its stored fingerprint decides: a retry, or a conflict.
+            assert workflow_id is not None
+            stored = await run_in_threadpool(queries.get_fingerprint, workflow_id)
+            replayed = _check_replay(stored, req.fingerprint())
+            if not replayed:  # the row vanished again (deleted by retention): never accept blind
+                raise ApiError(409, "Idempotency-Key is in use; retry the request") from None
     assert workflow_id is not None
     # Debug, not info: one line per enqueue costs measurable CPU at a thousand requests a second.
     log.debug(
