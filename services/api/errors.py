@@ -33,11 +33,24 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str | None = None) -> None:
+    """`field` names the offending field (e.g. "num_steps", "workflows[3].input.num_steps") and
+    `index` the offending batch item; both are sent in the error body when set."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _HTTP_CODES.get(status, "error")
+        self.field = field
+        self.index = index
 
 
 def error_response(
@@ -46,16 +59,21 @@ def error_response(
     *,
     code: str | None = None,
     headers: Mapping[str, str] | None = None,
+    field: str | None = None,
+    index: int | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "error": {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
-    }
+    error: dict[str, Any] = {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
+    if field is not None:
+        error["field"] = field
+    if index is not None:
+        error["index"] = index
+    body: dict[str, Any] = {"error": error}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, code=exc.code)
+    return error_response(exc.status, exc.message, code=exc.code, field=exc.field, index=exc.index)
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

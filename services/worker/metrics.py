@@ -10,9 +10,9 @@ import functools
 
 from prometheus_client import CollectorRegistry, Gauge, Info, disable_created_metrics
 
-from services.common.names import KNOWN_QUEUES
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 from services.worker import instrumentation
 
 # No `_created` series: they double the series count and no dashboard or rule reads them.
