@@ -83,12 +83,15 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         # Starlette's Allow names only the first route that matched the path; one path served by
         # two routes (GET and POST /api/workflows) must list the methods of both.
-        methods = {
-            method
+        matching = [
+            route
             for route in request.app.router.routes
             if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
-            for method in route.methods
-        }
+        ]
+        # A fixed path (POST /api/workflows/demo) names its own resource: a templated route that
+        # also matches it (GET /api/workflows/{workflow_id}) does not add methods to it.
+        fixed = [r for r in matching if not getattr(r, "param_convertors", None)]
+        methods = {method for route in (fixed or matching) for method in route.methods}
         if methods:
             headers["Allow"] = ", ".join(sorted(methods))
     return error_response(exc.status_code, message, headers=headers)
