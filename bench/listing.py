@@ -20,8 +20,9 @@ from typing import Any
 
 from bench.common import LOOPBACK, Bench, progress, summarize_ms
 from bench.seed_rows import count_by_status, now_ms, seed_workflows
-from services.common.names import KNOWN_QUEUES, PROGRESS_EVENT
+from services.common.names import PROGRESS_EVENT
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 
 class HttpTimer:

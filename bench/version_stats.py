@@ -21,9 +21,10 @@ import sqlalchemy as sa
 
 from bench.common import DB_PREFIX, DEFAULT_ADMIN_URL
 from services.common.migrate import migrate_schema
-from services.common.names import APP_NAME, KNOWN_QUEUES
+from services.common.names import APP_NAME
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 # The last 30 ENQUEUED rows carry a version (handed back by an old worker); the rest were
 # enqueued by the API without one, as in production.

@@ -22,16 +22,19 @@ from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import health, page, queues, workflows
+from services.api.routes import health, page, queues, workflow_types, workflows
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
+from services.common.workflow_types import catalogue
 
 log = logging.getLogger("queue_worker.api")
 
 MAX_BODY_BYTES = 16 * 1024
+# A batch of 1,000 items at about 100 bytes each, with room to spare.
+MAX_BATCH_BODY_BYTES = 1024 * 1024
 
 
 def make_client(settings: Settings, engine: sa.Engine) -> DBOSClient:
@@ -72,6 +75,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         )
     )
     http_metrics = register_http_metrics(registry)
+    declared = catalogue(settings.max_num_steps, settings.default_step_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,7 +89,8 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
 
     app = Starlette(
         routes=[
-            *workflows.routes,
+            *workflows.build_routes(declared),
+            *workflow_types.routes,
             *queues.routes,
             *health.routes,
             *openapi.routes,
@@ -94,12 +99,17 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         middleware=[
             Middleware(HttpMetricsMiddleware, metrics=http_metrics),
             Middleware(BearerAuthMiddleware, tokens=settings.api_tokens),
-            Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=MAX_BODY_BYTES,
+                per_path={"/api/workflows/batch": MAX_BATCH_BODY_BYTES},
+            ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, BodyTooLarge: _body_too_large},
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.catalogue = declared
     app.state.queries = queries
     app.state.metrics_registry = registry
     return app

@@ -33,11 +33,24 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str | None = None) -> None:
+    """`field` names the offending field (e.g. "num_steps", "workflows[3].input.num_steps") and
+    `index` the offending batch item; both are sent in the error body when set."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _HTTP_CODES.get(status, "error")
+        self.field = field
+        self.index = index
 
 
 def error_response(
@@ -46,16 +59,21 @@ def error_response(
     *,
     code: str | None = None,
     headers: Mapping[str, str] | None = None,
+    field: str | None = None,
+    index: int | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "error": {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
-    }
+    error: dict[str, Any] = {"code": code or _HTTP_CODES.get(status, "error"), "message": message}
+    if field is not None:
+        error["field"] = field
+    if index is not None:
+        error["index"] = index
+    body: dict[str, Any] = {"error": error}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, code=exc.code)
+    return error_response(exc.status, exc.message, code=exc.code, field=exc.field, index=exc.index)
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
@@ -65,12 +83,15 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         # Starlette's Allow names only the first route that matched the path; one path served by
         # two routes (GET and POST /api/workflows) must list the methods of both.
-        methods = {
-            method
+        matching = [
+            route
             for route in request.app.router.routes
             if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
-            for method in route.methods
-        }
+        ]
+        # A fixed path (POST /api/workflows/demo) names its own resource: a templated route that
+        # also matches it (GET /api/workflows/{workflow_id}) does not add methods to it.
+        fixed = [r for r in matching if not getattr(r, "param_convertors", None)]
+        methods = {method for route in (fixed or matching) for method in route.methods}
         if methods:
             headers["Allow"] = ", ".join(sorted(methods))
     return error_response(exc.status_code, message, headers=headers)

@@ -1,7 +1,9 @@
-"""/openapi.json: the API's contract, written by hand so it says exactly what the code does.
+"""/openapi.json: the API's contract. The fixed routes are written here; every workflow type's
+input schema, its POST /api/workflows/{type} route and the batch items are generated from the
+workflow catalogue (services/common/workflow_types.py), so there is no hand-kept copy of them.
 
-tests/integration/test_api_contract.py checks every route is described and every response the
-tests see validates against the schema given here.
+tests/integration/test_api.py checks every served route is described and the responses the
+tests see validate against the schemas given here; tests/hostile/test_schemathesis.py fuzzes it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services import __version__
-from services.api.validation import DEFAULT_LIMIT, MAX_LIMIT, MAX_PRIORITY, MAX_STEP_SECONDS
+from services.api.validation import (
+    DEFAULT_LIMIT,
+    MAX_BATCH_ITEMS,
+    MAX_DELAY_SECONDS,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LIMIT,
+    MAX_PRIORITY,
+    MAX_TIMEOUT_SECONDS,
+)
+from services.common.catalogue import Catalogue
 from services.common.names import WORKFLOW_STATUSES
+from services.common.workflow_types import DEMO
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -27,6 +39,23 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _error(description: str) -> dict[str, Any]:
     return _json(_ERROR_REF, description)
 
+
+_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_IDEMPOTENCY_KEY,
+    # Printable ASCII; HTTP strips spaces at either end.
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
+}
+
+
+_KEY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": _KEY_SCHEMA,
+    "description": "A retry with the same key and body gets the same workflow.",
+}
 
 _WORKFLOW_ID_PARAM = {
     "name": "workflow_id",
@@ -59,7 +88,95 @@ _DETAIL_PROPS: dict[str, Any] = {
 }
 
 
-def build_spec(max_num_steps: int) -> dict[str, Any]:
+_OPTIONS: dict[str, Any] = {
+    "priority": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": MAX_PRIORITY,
+        "description": "Lower runs first; a workflow without priority runs before any.",
+    },
+    "delay_seconds": {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "maximum": MAX_DELAY_SECONDS,
+        "description": "Run no earlier than this many seconds from now (status DELAYED until).",
+    },
+    "timeout_seconds": {
+        "type": ["number", "null"],
+        "exclusiveMinimum": 0,
+        "maximum": MAX_TIMEOUT_SECONDS,
+        "description": "Cancel the workflow if it has not finished this long after it starts.",
+    },
+}
+
+
+def _input_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/Input.{name}"}
+
+
+def _batch_item(catalogue: Catalogue) -> dict[str, Any]:
+    # The input's schema follows the item's type (the default type when it has none).
+    by_type = [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": t.name}}},
+            "then": {"properties": {"input": _input_ref(t.name)}},
+        }
+        for t in catalogue
+    ]
+    by_type.append(
+        {
+            "if": {"not": {"required": ["type"]}},
+            "then": {"properties": {"input": _input_ref(catalogue.default)}},
+        }
+    )
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["input"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": list(catalogue.types),
+                "default": catalogue.default,
+            },
+            "input": {"type": "object"},
+            "idempotency_key": {**_KEY_SCHEMA, "type": ["string", "null"]},
+            **_OPTIONS,
+        },
+        "allOf": by_type,
+    }
+
+
+def _typed_enqueue(name: str, description: str) -> dict[str, Any]:
+    options = [
+        {"name": option, "in": "query", "required": False, "schema": schema}
+        for option, schema in _OPTIONS.items()
+    ]
+    return {
+        "summary": f"Enqueue a {name} workflow",
+        "description": description,
+        "operationId": f"enqueue.{name}",
+        "parameters": [_KEY_PARAM, *options],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _input_ref(name)}},
+        },
+        "responses": {
+            "202": _json(
+                {"$ref": "#/components/schemas/EnqueueResponse"}, "Enqueued (or replayed)."
+            ),
+            "400": _error("Malformed JSON, bad header or query parameter."),
+            "409": _error("Idempotency-Key reused with a different body."),
+            "413": _error("Body too large."),
+            "415": _error("Content-Type is not application/json."),
+            "422": _error("A field is missing, unknown or out of range: `field` names it."),
+            "503": _error("The database is unavailable."),
+        },
+    }
+
+
+def build_spec(catalogue: Catalogue) -> dict[str, Any]:
+    demo = catalogue.types[DEMO]
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -68,28 +185,48 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "description": "The offending field."},
+                        "index": {"type": "integer", "description": "The offending batch item."},
+                    },
                 }
             },
         },
+        # The seed's body: the demo's input and the enqueue options side by side.
         "EnqueueRequest": {
+            **demo.input_schema,
+            "properties": {**demo.input_schema["properties"], **_OPTIONS},
+        },
+        **{f"Input.{t.name}": dict(t.input_schema) for t in catalogue},
+        "BatchRequest": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["num_steps"],
+            "required": ["workflows"],
             "properties": {
-                "num_steps": {"type": "integer", "minimum": 1, "maximum": max_num_steps},
-                "step_seconds": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": MAX_STEP_SECONDS,
-                    "description": "Seconds per demo step (default: DEFAULT_STEP_SECONDS).",
-                },
-                "priority": {
-                    "type": ["integer", "null"],
-                    "minimum": 1,
-                    "maximum": MAX_PRIORITY,
-                    "description": "Lower runs first; a workflow without priority runs before any.",
-                },
+                "workflows": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH_ITEMS,
+                    "items": _batch_item(catalogue),
+                }
+            },
+        },
+        "BatchResponse": {
+            "type": "object",
+            "required": ["workflow_ids"],
+            "properties": {"workflow_ids": {"type": "array", "items": {"type": "string"}}},
+        },
+        "WorkflowType": {
+            "type": "object",
+            "required": ["name", "workflow_name", "queue", "description", "input_schema"],
+            "properties": {
+                "name": {"type": "string"},
+                "workflow_name": {"type": "string"},
+                "queue": {"type": "string"},
+                "description": {"type": "string"},
+                "input_schema": {"type": "object"},
             },
         },
         "EnqueueResponse": {
@@ -157,21 +294,7 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
             "post": {
                 "summary": "Enqueue a workflow",
                 "operationId": "enqueueWorkflow",
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 200,
-                            # Printable ASCII; HTTP strips spaces at either end.
-                            "pattern": "^[!-~]([ -~]*[!-~])?$",
-                        },
-                        "description": "A retry with the same key and body gets the same workflow.",
-                    }
-                ],
+                "parameters": [_KEY_PARAM],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ref["EnqueueRequest"]}},
@@ -225,6 +348,38 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
                     "503": _error("The database is unavailable."),
                 },
             },
+        },
+        "/api/workflows/batch": {
+            "post": {
+                "summary": "Enqueue up to 1,000 workflows in one transaction (all or nothing)",
+                "operationId": "enqueueBatch",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref["BatchRequest"]}},
+                },
+                "responses": {
+                    "202": _json(ref["BatchResponse"], "Enqueued (or replayed), in item order."),
+                    "400": _error("Malformed JSON."),
+                    "409": _error("An item's idempotency_key was used for a different item."),
+                    "413": _error("Body too large."),
+                    "415": _error("Content-Type is not application/json."),
+                    "422": _error("An item is invalid: `index` and `field` name it."),
+                    "503": _error("The database is unavailable."),
+                },
+            }
+        },
+        **{
+            f"/api/workflows/{t.name}": {"post": _typed_enqueue(t.name, t.description)}
+            for t in catalogue
+        },
+        "/api/workflow-types": {
+            "get": {
+                "summary": "The declared workflow types, with their input schemas",
+                "operationId": "listWorkflowTypes",
+                "responses": {
+                    "200": _json({"type": "array", "items": ref["WorkflowType"]}, "Every type."),
+                },
+            }
         },
         "/api/workflows/{workflow_id}": {
             "get": {
@@ -332,7 +487,7 @@ def build_spec(max_num_steps: int) -> dict[str, Any]:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(build_spec(request.app.state.settings.max_num_steps))
+    return JSONResponse(build_spec(request.app.state.catalogue))
 
 
 routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.names import KNOWN_QUEUES
 from services.common.sql import QueueStats, WorkflowQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 log = logging.getLogger("queue_worker.api")
 

@@ -7,16 +7,18 @@ import binascii
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import QueryParams
 
 from services.api.errors import ApiError
+from services.common.catalogue import Catalogue, InputError, WorkflowType, fingerprint
 from services.common.names import WORKFLOW_STATUSES
+from services.common.workflow_types import DEMO
 
 MAX_PRIORITY = 2**31 - 1  # DBOS's bound; lower values run first, omitted runs before any value
-MAX_STEP_SECONDS = 60.0
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_IDEMPOTENCY_KEY = 200
@@ -24,18 +26,39 @@ MAX_FILTER_VALUES = 20
 MAX_FILTER_VALUE_LEN = 200
 
 
+# Enqueue options any request may carry beside the input (passed to DBOS's own options).
+OPTION_FIELDS = ("priority", "delay_seconds", "timeout_seconds")
+MAX_DELAY_SECONDS = 30 * 24 * 3600.0
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
+MAX_BATCH_ITEMS = 1000
+BATCH_ITEM_FIELDS = ("type", "input", "idempotency_key", *OPTION_FIELDS)
+
+
 @dataclass(frozen=True)
 class EnqueueRequest:
-    num_steps: int
-    step_seconds: float
-    priority: int | None
+    """One workflow to enqueue: a declared type, its validated input (defaults filled in) and
+    the enqueue options."""
+
+    type: WorkflowType
+    input: dict[str, Any]
+    priority: int | None = None
+    delay_seconds: float | None = None
+    timeout_seconds: float | None = None
+
+    @property
+    def num_steps(self) -> int | None:
+        value = self.input.get("num_steps")
+        return value if _is_int(value) else None
 
     def fingerprint(self) -> str:
         """Identifies the request's content, to tell a retry from a reused Idempotency-Key."""
-        canonical = json.dumps(
-            [self.num_steps, self.step_seconds, self.priority], separators=(",", ":")
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        if (self.type.name, self.delay_seconds, self.timeout_seconds) == (DEMO, None, None):
+            # The demo's fingerprint as it was before the catalogue, so a retry of a request made
+            # before an upgrade still matches the workflow it created.
+            step_seconds = float(self.input["step_seconds"])
+            return fingerprint([self.input["num_steps"], step_seconds, self.priority])
+        options = [self.priority, self.delay_seconds, self.timeout_seconds]
+        return fingerprint([self.type.name, self.input, options])
 
 
 @dataclass(frozen=True)
@@ -80,30 +103,142 @@ def _json_int(value: Any) -> int | None:
     return None
 
 
-def parse_enqueue(
-    body: dict[str, Any], *, max_num_steps: int, default_step_seconds: float
+def _input(wtype: WorkflowType, value: Any, prefix: str | None = None) -> dict[str, Any]:
+    try:
+        return wtype.validate(value)
+    except InputError as exc:
+        err = exc.under(prefix) if prefix else exc
+        raise ApiError(422, err.message, field=err.field) from None
+
+
+def _number(value: Any, name: str, lo: float, hi: float, *, exclusive_lo: bool = False) -> float:
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (lo < value if exclusive_lo else lo <= value)
+        and value <= hi
+    )
+    if not ok:
+        bound = f"greater than {lo:g}" if exclusive_lo else f"from {lo:g}"
+        raise ApiError(422, f"{name} must be a number {bound} to {hi:g}", field=name)
+    return float(value)
+
+
+def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """priority, delay_seconds and timeout_seconds, each optional (null is the same as absent)."""
+    out: dict[str, Any] = {}
+    raw = values.get("priority")
+    if raw is not None:
+        priority = _json_int(raw)
+        if priority is None or not 1 <= priority <= MAX_PRIORITY:
+            name = f"{prefix}priority"
+            raise ApiError(422, f"{name} must be an integer from 1 to {MAX_PRIORITY}", field=name)
+        out["priority"] = priority
+    if values.get("delay_seconds") is not None:
+        out["delay_seconds"] = _number(
+            values["delay_seconds"], f"{prefix}delay_seconds", 0, MAX_DELAY_SECONDS
+        )
+    if values.get("timeout_seconds") is not None:
+        out["timeout_seconds"] = _number(
+            values["timeout_seconds"],
+            f"{prefix}timeout_seconds",
+            0,
+            MAX_TIMEOUT_SECONDS,
+            exclusive_lo=True,
+        )
+    return out
+
+
+def parse_enqueue(body: dict[str, Any], catalogue: Catalogue) -> EnqueueRequest:
+    """The seed's POST /api/workflows: the demo's input and the options in one object."""
+    demo = catalogue.types[DEMO]
+    options = parse_options(body)
+    workflow_input = _input(demo, {k: v for k, v in body.items() if k not in OPTION_FIELDS})
+    return EnqueueRequest(type=demo, input=workflow_input, **options)
+
+
+def parse_typed_enqueue(
+    wtype: WorkflowType, body: dict[str, Any], params: QueryParams
 ) -> EnqueueRequest:
-    unknown = sorted(set(body) - {"num_steps", "step_seconds", "priority"})
+    """POST /api/workflows/{type}: the type's input as the body, options as query parameters."""
+    unknown = sorted(set(params.keys()) - set(OPTION_FIELDS))
     if unknown:
-        raise ApiError(422, f"unknown field(s): {', '.join(map(repr, unknown))}")
-    if "num_steps" not in body:
-        raise ApiError(422, "num_steps is required")
-    num_steps = _json_int(body["num_steps"])
-    if num_steps is None or not 1 <= num_steps <= max_num_steps:
-        raise ApiError(422, f"num_steps must be an integer from 1 to {max_num_steps}")
-    step_seconds = body.get("step_seconds", default_step_seconds)
-    if (
-        not isinstance(step_seconds, int | float)
-        or isinstance(step_seconds, bool)
-        or not math.isfinite(step_seconds)
-        or not 0 <= step_seconds <= MAX_STEP_SECONDS
-    ):
-        raise ApiError(422, f"step_seconds must be a number from 0 to {MAX_STEP_SECONDS:g}")
-    raw_priority = body.get("priority")
-    priority = None if raw_priority is None else _json_int(raw_priority)
-    if raw_priority is not None and (priority is None or not 1 <= priority <= MAX_PRIORITY):
-        raise ApiError(422, f"priority must be an integer from 1 to {MAX_PRIORITY}")
-    return EnqueueRequest(num_steps=num_steps, step_seconds=float(step_seconds), priority=priority)
+        raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)}", field=unknown[0])
+    values: dict[str, Any] = {}
+    for name in OPTION_FIELDS:
+        raw = params.get(name)
+        if raw is None:
+            continue
+        try:
+            values[name] = json.loads(raw) if raw.strip() else raw
+        except ValueError:
+            values[name] = raw  # parse_options names the field
+    options = parse_options(values)
+    return EnqueueRequest(type=wtype, input=_input(wtype, body), **options)
+
+
+def parse_batch(
+    body: dict[str, Any], catalogue: Catalogue
+) -> list[tuple[EnqueueRequest, str | None]]:
+    """POST /api/workflows/batch: every item validated before anything is written; the first
+    bad item's index and field are named."""
+    unknown = sorted(set(body) - {"workflows"})
+    if unknown:
+        raise ApiError(422, f"{unknown[0]} is not a known field", field=unknown[0])
+    items = body.get("workflows")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        raise ApiError(
+            422,
+            f"workflows must be an array of 1 to {MAX_BATCH_ITEMS} items",
+            field="workflows",
+        )
+    parsed: list[tuple[EnqueueRequest, str | None]] = []
+    for index, item in enumerate(items):
+        where = f"workflows[{index}]"
+        try:
+            parsed.append(_batch_item(item, where, catalogue))
+        except ApiError as exc:
+            exc.index = index
+            if exc.field is None:
+                exc.field = where
+            raise
+    return parsed
+
+
+def _batch_item(item: Any, where: str, catalogue: Catalogue) -> tuple[EnqueueRequest, str | None]:
+    if not isinstance(item, dict):
+        raise ApiError(422, f"{where} must be a JSON object", field=where)
+    unknown = sorted(set(item) - set(BATCH_ITEM_FIELDS))
+    if unknown:
+        name = f"{where}.{unknown[0]}"
+        raise ApiError(422, f"{name} is not a known field", field=name)
+    type_name = item.get("type", catalogue.default)
+    wtype = catalogue.get(type_name) if isinstance(type_name, str) else None
+    if wtype is None:
+        known = ", ".join(catalogue.types)
+        raise ApiError(
+            422,
+            f"{where}.type is not a declared workflow type (one of: {known})",
+            field=f"{where}.type",
+        )
+    raw_key = item.get("idempotency_key")
+    key = None
+    if raw_key is not None:
+        try:
+            key = parse_idempotency_key(raw_key if isinstance(raw_key, str) else "")
+        except ApiError as exc:
+            name = f"{where}.idempotency_key"
+            raise ApiError(
+                422,
+                f"{name} must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+                field=name,
+            ) from exc
+    if "input" not in item:
+        raise ApiError(422, f"{where}.input is required", field=f"{where}.input")
+    options = parse_options(item, prefix=f"{where}.")
+    workflow_input = _input(wtype, item["input"], prefix=f"{where}.input")
+    return EnqueueRequest(type=wtype, input=workflow_input, **options), key
 
 
 def parse_idempotency_key(raw: str | None) -> str | None:

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.names import APP_NAME, KNOWN_QUEUES
+from services.common.names import APP_NAME
 from services.common.versions_sql import VersionQueries, VersionSnapshot
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 log = logging.getLogger("queue_worker.api")
 

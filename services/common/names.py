@@ -11,9 +11,8 @@ WORKFLOW_QUEUE: Final = "workflow-queue"
 DEMO_WORKFLOW: Final = "workflow"
 PROGRESS_EVENT: Final = "workflow_progress"
 
-# Every queue this application registers. The API and /metrics report each of them, with zeros,
-# even before a worker has registered it. Add your queues here and in services/worker/queues.py.
-KNOWN_QUEUES: Final[tuple[str, ...]] = (WORKFLOW_QUEUE,)
+# Every queue this application registers is the queue of a declared workflow type:
+# services/common/workflow_types.py (QUEUES).
 
 # Terminal and in-flight states, as DBOS writes them into workflow_status.status.
 WORKFLOW_STATUSES: Final[tuple[str, ...]] = (

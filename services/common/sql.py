@@ -197,12 +197,18 @@ class WorkflowQueries:
             ).first()
         return None if row is None else _to_row(row._mapping, with_error=True)
 
-    def get_fingerprint(self, workflow_id: str) -> str | None:
-        """The request fingerprint the API stored at enqueue; None if there is no such workflow."""
-        with self.engine.connect() as conn:
+    def get_fingerprint(self, workflow_id: str, *, conn: sa.Connection | None = None) -> str | None:
+        """The request fingerprint the API stored at enqueue; None if there is no such workflow.
+        `conn`: read inside that (caller's) transaction, e.g. to see rows it wrote."""
+        if conn is not None:
             row = conn.execute(
                 sa.text(self._sql(_ATTRIBUTES)), {"workflow_id": workflow_id}
             ).first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(
+                    sa.text(self._sql(_ATTRIBUTES)), {"workflow_id": workflow_id}
+                ).first()
         if row is None:
             return None
         return str(_attributes(row.attributes).get("request_fingerprint", ""))

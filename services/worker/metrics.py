@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, Gauge, Info, disable_created_me
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.common.names import KNOWN_QUEUES
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 from services.worker import instrumentation
 from services.worker.listener import WakeListener
 from services.worker.wake import SLOT, WORK, Wakeups

@@ -57,9 +57,10 @@ def launch(settings: Settings, app_version: str, wakeups: Wakeups | None = None)
     `app_version` is what workflow_version() promised; DBOS must agree, or our heartbeat rows,
     metrics and recovery would speak of another version than the one dequeued. With `wakeups`,
     hook DBOS's queue threads to them first; returns whether that worked."""
-    import services.worker.workflows  # noqa: F401  (importing registers the workflows)
     from services.worker.queues import register_queues, worker_limits
+    from services.worker.workflows import check_catalogue  # importing registers the workflows
 
+    check_catalogue()
     dbos = DBOS(config=dbos_config(settings))
     # DBOS installs its own console handler at construction; route it through ours instead.
     configure_logging(settings.log_level, settings.log_format, "worker")

@@ -20,13 +20,14 @@ import schemathesis
 from schemathesis import Case
 
 from services.api.openapi import build_spec
+from services.common.workflow_types import catalogue
 from tests.hostile.stacks import (
     MAX_NUM_STEPS,
     running_stack,
     server_error_counts,
     unhandled_exceptions,
 )
-from tests.support import Stack
+from tests.support import Stack, service_env
 
 # Bounded: per operation, up to MAX_EXAMPLES fuzzed cases per mode (valid and invalid), plus the
 # schema's examples and the coverage phase's boundary values.
@@ -49,7 +50,7 @@ CONFIG = schemathesis.Config.from_dict(
         ],
     }
 )
-SPEC = build_spec(MAX_NUM_STEPS)
+SPEC = build_spec(catalogue(MAX_NUM_STEPS, float(service_env("")["DEFAULT_STEP_SECONDS"])))
 schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -108,6 +111,49 @@ def test_idempotent_retries_create_one_workflow(stack: Stack, http: httpx.Client
     assert clash.status_code == 409
     assert "Idempotency-Key" in clash.json()["error"]["message"]
     assert row_count(stack) == before + 1
+
+
+def concurrent_posts(
+    stack: Stack, path: str, bodies: list[Any], headers: dict[str, str]
+) -> list[httpx.Response]:
+    """POST each body on its own connection, all released at once by a barrier."""
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: Any) -> httpx.Response:
+        with stack.client() as client:
+            client.get("/healthz")  # connect first, so the barrier releases only the POSTs
+            barrier.wait(timeout=30)
+            return client.post(path, json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def test_concurrent_reuse_of_a_key_never_accepts_a_different_body(
+    stack: Stack, http: httpx.Client
+) -> None:
+    """20 requests at once with one Idempotency-Key and two bodies (10 each): only the body that
+    was stored is accepted (202, answered from the stored workflow), every other one is a 409,
+    whichever request wins the insert. Three trials, each with its own key."""
+    bodies = [{"num_steps": 2, "step_seconds": 0.01}, {"num_steps": 3, "step_seconds": 0.01}]
+    for _ in range(3):
+        key = f"race-{uuid.uuid4()}"
+        before = row_count(stack)
+        responses = concurrent_posts(
+            stack, "/api/workflows", bodies * 10, headers={"Idempotency-Key": key}
+        )
+        results = list(zip(bodies * 10, responses, strict=True))
+        assert {r.status_code for _, r in results} <= {202, 409}, [r.text for _, r in results]
+        accepted = [(b, r) for b, r in results if r.status_code == 202]
+        refused = [(b, r) for b, r in results if r.status_code == 409]
+        assert accepted
+        (workflow_id,) = {r.json()["workflow_id"] for _, r in accepted}
+        stored = http.get(f"/api/workflows/{workflow_id}").json()["num_steps"]
+        assert {b["num_steps"] for b, _ in accepted} == {stored}, "a different body got a 202"
+        assert {r.json()["num_steps"] for _, r in accepted} == {stored}
+        assert {b["num_steps"] for b, _ in refused} == {5 - stored}
+        assert (len(accepted), len(refused)) == (10, 10)
+        assert row_count(stack) == before + 1
 
 
 def test_cancel_then_resume_finishes_the_workflow(http: httpx.Client) -> None:
@@ -283,6 +329,10 @@ def test_openapi_describes_every_route(stack: Stack, spec: dict[str, Any]) -> No
     expected = {
         ("/api/workflows", "POST"),
         ("/api/workflows", "GET"),
+        ("/api/workflows/batch", "POST"),
+        ("/api/workflows/demo", "POST"),
+        ("/api/workflows/fail-after", "POST"),
+        ("/api/workflow-types", "GET"),
         ("/api/workflows/{workflow_id}", "GET"),
         ("/api/workflows/{workflow_id}/cancel", "POST"),
         ("/api/workflows/{workflow_id}/resume", "POST"),
@@ -313,3 +363,148 @@ def test_page_is_served(http: httpx.Client) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
     assert "<html" in resp.text.lower()
+
+
+# --- the workflow catalogue, batches, delay and timeout (issue 12) ---------------------------
+
+
+def test_workflow_types_are_listed_with_their_schemas(http: httpx.Client) -> None:
+    types = {t["name"]: t for t in http.get("/api/workflow-types").json()}
+    assert set(types) == {"demo", "fail-after"}
+    assert types["demo"]["workflow_name"] == "workflow"
+    assert types["demo"]["input_schema"]["properties"]["num_steps"]["maximum"] == 50
+    assert types["fail-after"]["queue"] == WORKFLOW_QUEUE
+    assert "fail_after_steps" in types["fail-after"]["input_schema"]["required"]
+
+
+def test_typed_enqueue_runs_each_declared_type(http: httpx.Client, spec: dict[str, Any]) -> None:
+    resp = http.post("/api/workflows/demo", json={"num_steps": 2, "step_seconds": 0.01})
+    assert resp.status_code == 202, resp.text
+    assert_matches(spec, "EnqueueResponse", resp.json())
+    assert wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})["steps_completed"] == 2
+    resp = http.post(
+        "/api/workflows/fail-after",
+        json={"num_steps": 4, "fail_after_steps": 2, "step_seconds": 0.01},
+    )
+    assert resp.status_code == 202, resp.text
+    failed = wait_status(http, resp.json()["workflow_id"], {"ERROR", "SUCCESS"})
+    assert failed["workflow_status"] == "ERROR"
+    assert failed["workflow_name"] == "fail-after"
+    assert failed["steps_completed"] == 2
+    assert failed["completed_at"] is not None
+
+
+def test_batch_is_enqueued_in_item_order_and_replays(stack: Stack, http: httpx.Client) -> None:
+    tag = uuid.uuid4().hex
+    items = [
+        {"input": {"num_steps": 1, "step_seconds": 0}, "idempotency_key": f"{tag}-0"},
+        {"type": "fail-after", "input": {"num_steps": 1, "fail_after_steps": 0}},
+        {"type": "demo", "input": {"num_steps": 2, "step_seconds": 0}, "priority": 3,
+         "idempotency_key": f"{tag}-2"},
+    ]  # fmt: skip
+    before = row_count(stack)
+    resp = http.post("/api/workflows/batch", json={"workflows": items})
+    assert resp.status_code == 202, resp.text
+    ids = resp.json()["workflow_ids"]
+    assert len(ids) == 3
+    assert row_count(stack) == before + 3
+    names = [wait_status(http, i, {"SUCCESS", "ERROR"})["workflow_name"] for i in ids]
+    assert names == ["workflow", "fail-after", "workflow"]
+    # Replaying the keyed items gives the same ids and writes nothing.
+    again = http.post("/api/workflows/batch", json={"workflows": [items[2], items[0]]})
+    assert again.status_code == 202, again.text
+    assert again.json()["workflow_ids"] == [ids[2], ids[0]]
+    assert row_count(stack) == before + 3
+    # A key of this batch used for a different item: 409 naming it, and nothing written.
+    clash = {"input": {"num_steps": 9}, "idempotency_key": f"{tag}-0"}
+    fresh = {"input": {"num_steps": 1}, "idempotency_key": f"{tag}-new"}
+    resp = http.post("/api/workflows/batch", json={"workflows": [fresh, clash]})
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["error"]["index"] == 1
+    assert resp.json()["error"]["field"] == "workflows[1].idempotency_key"
+    assert row_count(stack) == before + 3
+
+
+def test_a_batch_of_a_thousand_is_one_write(stack: Stack, http: httpx.Client) -> None:
+    before = row_count(stack)
+    items = [{"input": {"num_steps": 1, "step_seconds": 0}} for _ in range(1000)]
+    resp = http.post("/api/workflows/batch", json={"workflows": items})
+    assert resp.status_code == 202, resp.text
+    assert len(set(resp.json()["workflow_ids"])) == 1000
+    assert row_count(stack) == before + 1000
+
+
+def test_concurrent_batches_with_one_key_never_accept_a_different_item(
+    stack: Stack, http: httpx.Client
+) -> None:
+    key = f"batch-race-{uuid.uuid4()}"
+    bodies: list[dict[str, Any]] = [
+        {"workflows": [{"input": {"num_steps": n}, "idempotency_key": key}]} for n in (2, 3)
+    ]
+    before = row_count(stack)
+    responses = concurrent_posts(stack, "/api/workflows/batch", bodies * 5, headers={})
+    assert {r.status_code for r in responses} <= {202, 409}
+    accepted = [b for b, r in zip(bodies * 5, responses, strict=True) if r.status_code == 202]
+    (workflow_id,) = {r.json()["workflow_ids"][0] for r in responses if r.status_code == 202}
+    stored = http.get(f"/api/workflows/{workflow_id}").json()["num_steps"]
+    assert {b["workflows"][0]["input"]["num_steps"] for b in accepted} == {stored}
+    assert len(accepted) == 5
+    assert row_count(stack) == before + 1
+
+
+def test_delay_and_timeout_reach_dbos(http: httpx.Client) -> None:
+    resp = http.post("/api/workflows", json={"num_steps": 1, "step_seconds": 0, "delay_seconds": 2})
+    assert resp.status_code == 202, resp.text
+    workflow_id = resp.json()["workflow_id"]
+    assert http.get(f"/api/workflows/{workflow_id}").json()["workflow_status"] == "DELAYED"
+    done = wait_status(http, workflow_id, {"SUCCESS"})
+    created = done["created_at"]
+    assert done["started_at"] is not None
+    assert created is not None
+    waited = datetime.fromisoformat(done["started_at"]) - datetime.fromisoformat(created)
+    assert waited.total_seconds() >= 1.5
+    resp = http.post(
+        "/api/workflows/demo?timeout_seconds=0.5", json={"num_steps": 50, "step_seconds": 0.2}
+    )
+    assert resp.status_code == 202, resp.text
+    timed_out = wait_status(http, resp.json()["workflow_id"], {"CANCELLED", "SUCCESS", "ERROR"})
+    assert timed_out["workflow_status"] == "CANCELLED"
+    assert timed_out["steps_completed"] < 50
+
+
+NEW_BAD_INPUT: list[tuple[str, str, Any, int, str]] = [
+    ("typed: missing field", "/api/workflows/fail-after", {"num_steps": 2}, 422, "fail_after_steps"),  # noqa: E501
+    ("typed: out of range", "/api/workflows/demo", {"num_steps": 51}, 422, "num_steps"),
+    ("typed: unknown field", "/api/workflows/demo", {"num_steps": 1, "x": 1}, 422, "x"),
+    ("typed: wrong type", "/api/workflows/fail-after", {"num_steps": 2, "fail_after_steps": "1"}, 422, "fail_after_steps"),  # noqa: E501
+    ("typed: bad query", "/api/workflows/demo?delay_seconds=-1", {"num_steps": 1}, 422, "delay_seconds"),  # noqa: E501
+    ("typed: unknown query", "/api/workflows/demo?later=1", {"num_steps": 1}, 400, "later"),
+    ("seed: bad delay", "/api/workflows", {"num_steps": 1, "delay_seconds": "x"}, 422, "delay_seconds"),  # noqa: E501
+    ("seed: bad timeout", "/api/workflows", {"num_steps": 1, "timeout_seconds": 0}, 422, "timeout_seconds"),  # noqa: E501
+    ("batch: empty", "/api/workflows/batch", {"workflows": []}, 422, "workflows"),
+    ("batch: too many", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}] * 1001}, 422, "workflows"),  # noqa: E501
+    ("batch: unknown type", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, {"type": "nope", "input": {}}]}, 422, "workflows[1].type"),  # noqa: E501
+    ("batch: bad input", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, {"input": {"num_steps": 1}}, {"input": {"num_steps": 0}}]}, 422, "workflows[2].input.num_steps"),  # noqa: E501
+    ("batch: missing input", "/api/workflows/batch", {"workflows": [{"type": "demo"}]}, 422, "workflows[0].input"),  # noqa: E501
+    ("batch: unknown item field", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "when": 1}]}, 422, "workflows[0].when"),  # noqa: E501
+    ("batch: bad key", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "idempotency_key": ""}]}, 422, "workflows[0].idempotency_key"),  # noqa: E501
+    ("batch: bad option", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "priority": 0}]}, 422, "workflows[0].priority"),  # noqa: E501
+    ("batch: item not object", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, 7]}, 422, "workflows[1]"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "body", "status", "field"), NEW_BAD_INPUT, ids=[c[0] for c in NEW_BAD_INPUT]
+)
+def test_new_bad_input_names_the_field_and_writes_nothing(
+    stack: Stack, http: httpx.Client, case: str, path: str, body: Any, status: int, field: str
+) -> None:
+    before = row_count(stack)
+    resp = http.post(path, json=body)
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["field"] == field
+    assert field in error["message"]
+    if path.endswith("/batch") and "[" in field:
+        assert error["index"] == int(field.split("[")[1].split("]")[0])
+    assert row_count(stack) == before

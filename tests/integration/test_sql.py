@@ -11,8 +11,9 @@ from dbos import DBOSClient, WorkflowHandle
 from dbos._serialization import DBOSPortableJSON, DefaultSerializer
 
 from services.common import sql
-from services.common.names import APP_NAME, KNOWN_QUEUES, PROGRESS_EVENT, WORKFLOW_QUEUE
+from services.common.names import APP_NAME, PROGRESS_EVENT, WORKFLOW_QUEUE
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from dbos import DBOSClient, WorkflowHandle
 
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.executor_sql import ExecutorQueries
-from services.common.names import APP_NAME, KNOWN_QUEUES, WORKFLOW_QUEUE
+from services.common.names import APP_NAME, WORKFLOW_QUEUE
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionImage, VersionQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 
 @pytest.fixture

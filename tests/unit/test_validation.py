@@ -17,17 +17,18 @@ from services.api.validation import (
     parse_json_object,
     parse_list_query,
 )
+from services.common.workflow_types import catalogue
 
 
 def enqueue(body: dict[str, Any]) -> Any:
-    return parse_enqueue(body, max_num_steps=100, default_step_seconds=1.0)
+    return parse_enqueue(body, catalogue(max_num_steps=100, default_step_seconds=1.0))
 
 
 def test_valid_enqueue_with_defaults_and_options() -> None:
     req = enqueue({"num_steps": 10})
-    assert (req.num_steps, req.step_seconds, req.priority) == (10, 1.0, None)
+    assert (req.num_steps, req.input["step_seconds"], req.priority) == (10, 1.0, None)
     req = enqueue({"num_steps": 100, "step_seconds": 0, "priority": 7})
-    assert (req.num_steps, req.step_seconds, req.priority) == (100, 0.0, 7)
+    assert (req.num_steps, req.input["step_seconds"], req.priority) == (100, 0, 7)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ def test_valid_enqueue_with_defaults_and_options() -> None:
     [
         ({}, "num_steps is required"),
         ({"num_steps": 0}, "num_steps must be an integer from 1 to 100"),
-        ({"num_steps": 101}, "from 1 to 100"),
+        ({"num_steps": 101}, "num_steps must be an integer from 1 to 100"),
         ({"num_steps": 2.5}, "num_steps must be an integer"),
         ({"num_steps": "10"}, "num_steps must be an integer"),
         ({"num_steps": True}, "num_steps must be an integer"),
@@ -46,7 +47,10 @@ def test_valid_enqueue_with_defaults_and_options() -> None:
         ({"num_steps": 1, "priority": 0}, "priority must be an integer from 1"),
         ({"num_steps": 1, "priority": 2**31}, "priority"),
         ({"num_steps": 1, "priority": 1.5}, "priority"),
-        ({"num_steps": 1, "nums_steps": 2}, "unknown field(s): 'nums_steps'"),
+        ({"num_steps": 1, "nums_steps": 2}, "nums_steps is not a known field"),
+        ({"num_steps": 1, "delay_seconds": -1}, "delay_seconds must be a number from 0"),
+        ({"num_steps": 1, "delay_seconds": "soon"}, "delay_seconds must be a number"),
+        ({"num_steps": 1, "timeout_seconds": 0}, "timeout_seconds must be a number greater than 0"),
     ],
 )
 def test_bad_enqueue_bodies_are_422(body: dict[str, Any], message: str) -> None:
@@ -54,6 +58,7 @@ def test_bad_enqueue_bodies_are_422(body: dict[str, Any], message: str) -> None:
         enqueue(body)
     assert err.value.status == 422
     assert message in err.value.message
+    assert err.value.field == message.split()[0]  # the error names the field
 
 
 @pytest.mark.parametrize(

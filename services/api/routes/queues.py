@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.common.names import KNOWN_QUEUES
 from services.common.sql import WorkflowQueries
+from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 
 async def list_queues(request: Request) -> Response:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle
+from dbos._error import DBOSWorkflowIDInUseError
 from dbos._serialization import WorkflowSerializationFormat
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,12 +22,15 @@ from services.api.validation import (
     EnqueueRequest,
     encode_cursor,
     idempotent_workflow_id,
+    parse_batch,
     parse_enqueue,
     parse_idempotency_key,
     parse_json_object,
     parse_list_query,
+    parse_typed_enqueue,
 )
-from services.common.names import DEMO_WORKFLOW, WORKFLOW_QUEUE
+from services.common.catalogue import Catalogue, WorkflowType
+from services.common.names import WORKFLOW_QUEUE
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, WorkflowRow
 
@@ -43,41 +49,83 @@ def _location(workflow_id: str) -> str:
     return f"/api/workflows/{workflow_id}"
 
 
-def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -> str:
+def _options(req: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
     options: EnqueueOptions = {
-        "queue_name": WORKFLOW_QUEUE,
-        "workflow_name": DEMO_WORKFLOW,
+        "queue_name": req.type.queue,
+        "workflow_name": req.type.workflow_name,
         # Inputs as JSON: readable by any client, and no pickle on the API side.
         "serialization_type": WorkflowSerializationFormat.PORTABLE,
         # num_steps lets the list show "0 of N" before the first step runs; the fingerprint
         # tells an idempotent retry from a different request reusing the same key.
-        "attributes": {
-            "num_steps": req.num_steps,
-            "queue": WORKFLOW_QUEUE,
-            "request_fingerprint": req.fingerprint(),
-        },
+        "attributes": {"queue": req.type.queue, "request_fingerprint": req.fingerprint()},
     }
+    if req.num_steps is not None:
+        options["attributes"]["num_steps"] = req.num_steps
     if workflow_id is not None:
         options["workflow_id"] = workflow_id
+        # Raise instead of returning the existing row: the caller must then compare that row's
+        # fingerprint, because only the row that exists says which body the key belongs to.
+        options["workflow_id_reuse_policy"] = "reject"
     if req.priority is not None:
         options["priority"] = req.priority
-    handle: WorkflowHandle[dict[str, int]] = client.enqueue(
-        options, req.num_steps, req.step_seconds
-    )
+    if req.delay_seconds is not None:
+        options["delay_seconds"] = req.delay_seconds
+    if req.timeout_seconds is not None:
+        options["workflow_timeout"] = req.timeout_seconds
+    return options
+
+
+def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -> str:
+    handle: WorkflowHandle[Any] = client.enqueue(_options(req, workflow_id), **req.input)
     return handle.get_workflow_id()
 
 
-async def enqueue_workflow(request: Request) -> Response:
-    settings, client, queries = _state(request)
+def _check_replay(
+    stored_fingerprint: str | None, fingerprint: str, index: int | None = None
+) -> bool:
+    """True if the key's row exists with this request's fingerprint (a retry); False if no row
+    exists; a 409 if the row holds a different request."""
+    if stored_fingerprint is None:
+        return False
+    if stored_fingerprint != fingerprint:
+        where = "Idempotency-Key" if index is None else f"workflows[{index}].idempotency_key"
+        raise ApiError(
+            409,
+            f"{where} was already used for a different request body",
+            field=None if index is None else where,
+            index=index,
+        )
+    return True
+
+
+def _require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "Content-Type must be application/json")
+
+
+async def enqueue_workflow(request: Request) -> Response:
+    """The seed's POST /api/workflows: the demo workflow, its input and options in one body."""
+    _require_json(request)
     body = parse_json_object(await request.body())
-    req = parse_enqueue(
-        body,
-        max_num_steps=settings.max_num_steps,
-        default_step_seconds=settings.default_step_seconds,
-    )
+    return await _enqueue_request(request, parse_enqueue(body, request.app.state.catalogue))
+
+
+def typed_enqueue(wtype: WorkflowType) -> Callable[[Request], Awaitable[Response]]:
+    """POST /api/workflows/{type} for one declared type: its input is the body."""
+
+    async def enqueue_typed(request: Request) -> Response:
+        _require_json(request)
+        body = parse_json_object(await request.body())
+        return await _enqueue_request(
+            request, parse_typed_enqueue(wtype, body, request.query_params)
+        )
+
+    return enqueue_typed
+
+
+async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
+    _, client, queries = _state(request)
     keys = request.headers.getlist("idempotency-key")
     if len(keys) > 1:
         raise ApiError(400, "send one Idempotency-Key header, not several")
@@ -85,28 +133,37 @@ async def enqueue_workflow(request: Request) -> Response:
     workflow_id = idempotent_workflow_id(key) if key is not None else None
     replayed = False
     if workflow_id is not None:
-        existing = await run_in_threadpool(queries.get_fingerprint, workflow_id)
-        if existing is not None:
-            if existing != req.fingerprint():
-                raise ApiError(409, "Idempotency-Key was already used for a different request body")
-            replayed = True
+        # A cheap read first: most reuses of a key are retries of a request that already landed.
+        replayed = _check_replay(
+            await run_in_threadpool(queries.get_fingerprint, workflow_id), req.fingerprint()
+        )
     if not replayed:
-        workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
+        try:
+            workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
+        except DBOSWorkflowIDInUseError:
+            # Another request with this key inserted the row between our read and our insert.
+            # The row exists now, so its stored fingerprint decides: a retry, or a conflict.
+            assert workflow_id is not None
+            stored = await run_in_threadpool(queries.get_fingerprint, workflow_id)
+            replayed = _check_replay(stored, req.fingerprint())
+            if not replayed:  # the row vanished again (deleted by retention): never accept blind
+                raise ApiError(409, "Idempotency-Key is in use; retry the request") from None
     assert workflow_id is not None
     # Debug, not info: one line per enqueue costs measurable CPU at a thousand requests a second.
     log.debug(
         "workflow enqueued",
-        extra={"workflow_id": workflow_id, "num_steps": req.num_steps, "replayed": replayed},
+        extra={"workflow_id": workflow_id, "type": req.type.name, "replayed": replayed},
     )
     body_out: dict[str, Any] = {
         "workflow_id": workflow_id,
-        "workflow_status": "ENQUEUED",
-        "steps_completed": 0,
+        "workflow_status": "DELAYED" if req.delay_seconds else "ENQUEUED",
+        "steps_completed": 0 if req.num_steps is not None else None,
         "num_steps": req.num_steps,
-        "queue_name": WORKFLOW_QUEUE,
+        "queue_name": req.type.queue,
         "url": _location(workflow_id),
     }
     if replayed:
+        # Answer from the stored workflow, never from this request's body.
         row = await run_in_threadpool(queries.get, workflow_id)
         if row is not None:
             body_out.update(workflow_json(row))
@@ -115,6 +172,43 @@ async def enqueue_workflow(request: Request) -> Response:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(body_out, status_code=202, headers=headers)
+
+
+def _enqueue_batch(
+    client: DBOSClient, queries: WorkflowQueries, items: list[tuple[EnqueueRequest, str | None]]
+) -> list[str]:
+    """Every item in one transaction of the system database: all are written, or none."""
+    ids: list[str] = []
+    engine: sa.Engine = client._sys_db.engine  # the client's own engine (ours, on Postgres)
+    with engine.begin() as conn:
+        for index, (req, key) in enumerate(items):
+            workflow_id = idempotent_workflow_id(key) if key is not None else None
+            try:
+                handle: WorkflowHandle[Any] = client.enqueue_in_transaction(
+                    conn, _options(req, workflow_id), **req.input
+                )
+                ids.append(handle.get_workflow_id())
+            except DBOSWorkflowIDInUseError:
+                # The key's row exists (committed, or written earlier in this batch): read it in
+                # this transaction, and raising rolls back every item written so far.
+                assert workflow_id is not None
+                stored = queries.get_fingerprint(workflow_id, conn=conn)
+                if not _check_replay(stored, req.fingerprint(), index):
+                    raise ApiError(
+                        409, "an idempotency_key is in use; retry", index=index
+                    ) from None
+                ids.append(workflow_id)
+    return ids
+
+
+async def enqueue_batch(request: Request) -> Response:
+    """POST /api/workflows/batch: validated first, then written in one transaction."""
+    _, client, queries = _state(request)
+    _require_json(request)
+    items = parse_batch(parse_json_object(await request.body()), request.app.state.catalogue)
+    ids = await run_in_threadpool(_enqueue_batch, client, queries, items)
+    log.debug("batch enqueued", extra={"count": len(ids)})
+    return JSONResponse({"workflow_ids": ids}, status_code=202)
 
 
 async def list_workflows(request: Request) -> Response:
@@ -181,10 +275,15 @@ async def resume_workflow(request: Request) -> Response:
     return JSONResponse(workflow_json(row, detail=True), status_code=202)
 
 
-routes = [
-    Route("/api/workflows", enqueue_workflow, methods=["POST"]),
-    Route("/api/workflows", list_workflows, methods=["GET"]),
-    Route("/api/workflows/{workflow_id}", get_workflow, methods=["GET"]),
-    Route("/api/workflows/{workflow_id}/cancel", cancel_workflow, methods=["POST"]),
-    Route("/api/workflows/{workflow_id}/resume", resume_workflow, methods=["POST"]),
-]
+def build_routes(catalogue: Catalogue) -> list[Route]:
+    """The workflow routes; one POST /api/workflows/{type} per declared type, so the served
+    routes, the OpenAPI document and the catalogue cannot disagree."""
+    return [
+        Route("/api/workflows", enqueue_workflow, methods=["POST"]),
+        Route("/api/workflows", list_workflows, methods=["GET"]),
+        Route("/api/workflows/batch", enqueue_batch, methods=["POST"]),
+        *(Route(f"/api/workflows/{t.name}", typed_enqueue(t), methods=["POST"]) for t in catalogue),
+        Route("/api/workflows/{workflow_id}", get_workflow, methods=["GET"]),
+        Route("/api/workflows/{workflow_id}/cancel", cancel_workflow, methods=["POST"]),
+        Route("/api/workflows/{workflow_id}/resume", resume_workflow, methods=["POST"]),
+    ]

@@ -1,12 +1,39 @@
 """Your workflows live here.
 
 Add a module beside demo.py with functions decorated by @DBOS.workflow() (and @DBOS.step()
-for the steps), import it below, and enqueue it from the API by its workflow name. Importing a
-module is what registers its workflows with DBOS, so the worker imports this package before
-DBOS.launch(). Put @instrumented (services.worker.instrumentation) directly under
-@DBOS.workflow() to get the per-workflow metrics (docs/metrics.md).
+for the steps), and declare it in services/common/workflow_types.py (name, queue, input schema):
+the API then enqueues it by that declaration. Every module of this package is imported here,
+which is what registers its workflows with DBOS, so the worker imports this package before
+DBOS.launch(); `check_catalogue` then refuses to start a worker that lacks a declared workflow.
+Put @instrumented (services.worker.instrumentation) directly under @DBOS.workflow() to get the
+per-workflow metrics (docs/metrics.md).
 """
 
-from services.worker.workflows import demo
+from __future__ import annotations
 
-__all__ = ["demo"]
+import importlib
+import pkgutil
+
+from dbos import DBOS
+
+from services.common.workflow_types import catalogue
+
+# Sorted, so every replica registers the workflows in the same order.
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+
+
+def check_catalogue() -> None:
+    """Raise unless a DBOS workflow is registered under the name of every declared type."""
+    from dbos._dbos import _get_or_create_dbos_registry
+
+    registered = set(_get_or_create_dbos_registry().workflow_info_map)
+    missing = [t.workflow_name for t in catalogue() if t.workflow_name not in registered]
+    if missing:
+        raise RuntimeError(
+            f"declared workflow type(s) without a workflow in services/worker/workflows/: "
+            f"{', '.join(missing)}"
+        )
+
+
+__all__ = ["DBOS", "check_catalogue"]

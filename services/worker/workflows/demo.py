@@ -26,7 +26,7 @@ def demo_step(index: int, step_seconds: float) -> int:
     return index
 
 
-def _publish(steps_completed: int, num_steps: int) -> None:
+def publish_progress(steps_completed: int, num_steps: int) -> None:
     DBOS.set_event(
         PROGRESS_EVENT,
         {"steps_completed": steps_completed, "num_steps": num_steps},
@@ -37,9 +37,9 @@ def _publish(steps_completed: int, num_steps: int) -> None:
 @DBOS.workflow(name=DEMO_WORKFLOW)
 @instrumented
 def workflow(num_steps: int, step_seconds: float = 1.0) -> dict[str, int]:
-    _publish(0, num_steps)
+    publish_progress(0, num_steps)
     for i in range(num_steps):
         demo_step(i, step_seconds)
-        _publish(i + 1, num_steps)
+        publish_progress(i + 1, num_steps)
     log.info("workflow finished", extra={"workflow_id": DBOS.workflow_id, "num_steps": num_steps})
     return {"steps_completed": num_steps, "num_steps": num_steps}
