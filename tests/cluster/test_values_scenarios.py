@@ -6,6 +6,7 @@ API behind the Ingress (routed by the local cluster's Traefik), and bearer token
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,10 @@ from tests.cluster.test_release_lifecycle import RELEASE, SMALL
 
 TOKEN = "cluster-test-token-0123456789"
 INGRESS_HOST = "queue-worker.cluster.test"
-INGRESS_URL = "http://127.0.0.1:8480"  # deploy/local-cluster/up.sh (QW_CLUSTER_INGRESS_PORT)
+# Where the cluster's ingress controller listens and its IngressClass: the local cluster's Traefik
+# (deploy/local-cluster/up.sh) unless set, e.g. for a kind cluster with its own controller.
+INGRESS_URL = os.environ.get("QW_CLUSTER_INGRESS_URL", "http://127.0.0.1:8480")
+INGRESS_CLASS = os.environ.get("QW_CLUSTER_INGRESS_CLASS", "traefik")
 DB = "queue_worker"
 
 
@@ -75,7 +79,7 @@ def production_values() -> dict[str, object]:
         "worker.resources.requests.memory": "128Mi",
         "api.resources.requests.memory": "128Mi",
         "worker.autoscaling.maxReplicas": 4,
-        "api.ingress.className": "traefik",
+        "api.ingress.className": INGRESS_CLASS,
         "api.ingress.hosts[0]": INGRESS_HOST,
         "api.ingress.tls": "[]",  # no cert-manager here: plain HTTP through the local Traefik
     }
