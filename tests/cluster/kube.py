@@ -12,13 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.chart.helm import helm_bin
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "queue-worker"
@@ -110,15 +110,9 @@ def value_args(
 
 
 def wait_until(what: str, predicate: Any, timeout: float, interval: float = 1.0) -> Any:
-    """Polls predicate() until it returns something truthy; fails with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise KubeError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    """Polls predicate() until it returns something truthy (tests.support.wait_for, with the
+    slower default interval that API-server polling wants)."""
+    return wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
 
 def ready_replicas(namespace: str, deployment: str) -> int:
