@@ -8,8 +8,7 @@
 # Usage: build.sh [component...]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
-bin=$cache/cluster/bin
+. "$here/paths.sh"
 export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOFLAGS=-modcacherw GOTOOLCHAIN=local
 mkdir -p "$bin" "$GOMODCACHE" "$GOCACHE"
 command -v go >/dev/null || { echo "build.sh: go is not installed (Go 1.24+ is needed)" >&2; exit 1; }

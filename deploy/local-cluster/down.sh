@@ -6,12 +6,7 @@
 # cluster's own containerd socket. Logs stay in .cluster/logs/.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
-bin=$cache/cluster/bin
-state=${QW_CLUSTER_DIR:-$root/.cluster}
-var=${QW_CLUSTER_VAR:-/var/lib/queue-worker-cluster}
-sock=/run/queue-worker-containerd/containerd.sock
+. "$here/paths.sh"
 say() { echo "cluster-down: $*"; }
 alive() { [ -f "$state/pids/$1" ] && kill -0 "$(cat "$state/pids/$1")" 2>/dev/null; }
 stop() {  # name [seconds]: SIGTERM, then SIGKILL after the grace period

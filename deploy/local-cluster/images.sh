@@ -9,9 +9,7 @@
 # (41-python-base-image.sh), then `docker save | ctr import`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
-bin=$cache/cluster/bin
+. "$here/paths.sh"
 ctr() { command ctr --address /run/queue-worker-containerd/containerd.sock --namespace k8s.io "$@"; }
 
 bash "$root/scripts/test-deps.d/40-docker.sh"

@@ -8,11 +8,8 @@
 # Both run as host processes (their PIDs in .cluster/pids/ like the rest).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+. "$here/paths.sh"
 state=$1
-cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
-bin=$cache/cluster/bin
-var=${QW_CLUSTER_VAR:-/var/lib/queue-worker-cluster}
 NODE_IP=10.244.0.1
 PROM_PORT=${QW_CLUSTER_PROMETHEUS_PORT:-9390}
 ADAPTER_PORT=6444

@@ -14,11 +14,7 @@
 # rules, routed onto that bridge; forwarding from the bridge to any other interface is dropped.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
-bin=$cache/cluster/bin
-state=${QW_CLUSTER_DIR:-$root/.cluster}
-var=${QW_CLUSTER_VAR:-/var/lib/queue-worker-cluster}
+. "$here/paths.sh"
 export NODE_NAME=qw-node NODE_IP=10.244.0.1 SERVICE_IP=10.96.0.1
 POD_CIDR=10.244.0.0/24 SERVICE_CIDR=10.96.0.0/16 BRIDGE=qw-cni0
 API_PORT=${QW_CLUSTER_API_PORT:-6443}
