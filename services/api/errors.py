@@ -4,6 +4,7 @@ bad input. A database outage is a 503 with Retry-After, so clients and load bala
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,15 @@ _HTTP_CODES = {
     422: "invalid_request",
     503: "unavailable",
 }
+
+
+class _ErrorJSONResponse(JSONResponse):
+    """Error bodies echo what the client sent (a field name, a value), which may hold a lone
+    surrogate ("\\ud800" is valid JSON but not encodable as UTF-8): escape every non-ASCII
+    character so rendering the refusal can never fail into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 class ApiError(Exception):
@@ -68,7 +78,7 @@ def error_response(
     if index is not None:
         error["index"] = index
     body: dict[str, Any] = {"error": error}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _ErrorJSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error_handler(_: Request, exc: Exception) -> Response:
