@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import psycopg
 import sqlalchemy as sa
 
 from services.common.names import APP_NAME, DEMO_WORKFLOW, WORKFLOW_QUEUE
+from tests.support import free_port as free_port  # one implementation, re-exported to bench
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOOPBACK = "127.0.0.1"
@@ -35,12 +35,6 @@ _T0 = time.monotonic()
 def progress(message: str) -> None:
     """One line on stderr with the time since the run started (stdout is for the table)."""
     print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: Sequence[float], p: float) -> float:
