@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     dev.add_argument("--port", type=_port, default=8000, help="API port (default 8000)")
     dev.add_argument(
-        "--metrics-port", type=_port, default=9000, help="worker health/metrics port (9000)"
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="worker health/metrics port (default 9000, or a free one if 9000 is taken)",
     )
 
     api = sub.add_parser("api", help="serve the HTTP API and web page")

@@ -12,6 +12,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,9 +63,25 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool
     return False
 
 
-def run_dev(settings: Settings, *, host: str, port: int, metrics_port: int) -> int:
+def _metrics_port(wanted: int | None) -> int:
+    """The worker's health/metrics port: the one asked for, else 9000 if it is free, else any free
+    port, so a second `queue-worker dev --port 8766` beside a running one still starts."""
+    if wanted is not None:
+        return wanted
+    for candidate in (9000, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    return 9000  # pragma: no cover - port 0 always binds
+
+
+def run_dev(settings: Settings, *, host: str, port: int, metrics_port: int | None) -> int:
     env = {**DEV_ENV_DEFAULTS, **os.environ}
     configure_logging(settings.log_level, env["LOG_FORMAT"], "dev")
+    metrics_port = _metrics_port(metrics_port)
     if migrate(settings) != 0:
         return 1
     configure_logging(settings.log_level, env["LOG_FORMAT"], "dev")
@@ -86,7 +103,10 @@ def run_dev(settings: Settings, *, host: str, port: int, metrics_port: int) -> i
     }
     shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104
     if _wait_ready(f"http://127.0.0.1:{port}/readyz", children["api"], timeout=60):
-        log.info(f"queue-worker is running: open http://{shown_host}:{port} (Ctrl-C stops it)")
+        log.info(
+            f"queue-worker is running: open http://{shown_host}:{port} (Ctrl-C stops it);"
+            f" worker health and metrics on 127.0.0.1:{metrics_port}"
+        )
 
     exit_code = 0
     while not stopping:
