@@ -41,6 +41,7 @@ typecheck: install  ## mypy --strict
 check: lint typecheck  ## everything CI checks before the tests
 
 bench: install  ## benchmarks; results in bench/results/ (BENCH_ARGS=--quick for a short run)
+	./scripts/bench-deps.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 images:  ## build both container images (see docs/kubernetes.md)
