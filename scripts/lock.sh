@@ -3,7 +3,7 @@
 #   runtime.txt  the service's dependencies from pyproject.toml, for every platform (--universal)
 #   build.txt    the installer (uv) the Dockerfiles use in their builder stage
 # Run after changing [project.dependencies] in pyproject.toml or requirements/build.in;
-# tests/chart/test_lockfiles.py fails while the lock no longer satisfies pyproject.toml.
+# tests/chart/test_build_inputs.py fails while the lock no longer satisfies pyproject.toml.
 # Pass --upgrade to move every pin to the newest allowed release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

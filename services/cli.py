@@ -1,4 +1,4 @@
-"""The `queue-worker` command: dev, api, worker, migrate.
+"""The `queue-worker` command: dev, api, worker, migrate, recover, drainer.
 
 Configuration comes from the environment (see services/common/settings.py) and these flags. A bad
 value exits with status 2 and one line saying what is wrong.

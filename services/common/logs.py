@@ -31,5 +31,6 @@ def configure_logging(level: str, fmt: str, service: str) -> None:
         lib_logger = logging.getLogger(name)
         lib_logger.handlers[:] = []
         lib_logger.propagate = True
-    # One line per HTTP request is noise at info level; our middleware logs errors and slow calls.
+    # One line per HTTP request is noise at info level; errors are logged where they are handled
+    # (services/api/errors.py), and request counts and latencies are metrics.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

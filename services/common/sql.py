@@ -1,4 +1,6 @@
-"""Every SQL statement this project runs against the dbos schema, in one place.
+"""The API's reads of the dbos schema, in one place (the worker's writes to our own tables and
+its hand-back UPDATE of dbos.workflow_status are in executor_sql.py; versions in versions_sql.py;
+the wake-up trigger in wake_sql.py).
 
 The statements are plain SQL that Postgres and SQLite both accept; only the schema prefix differs
 (`dbos.` on Postgres, none on SQLite). They read tables created by the pinned dbos version, and
