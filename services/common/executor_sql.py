@@ -128,6 +128,16 @@ class ExecutorQueries:
             for ddl in _CREATE:
                 conn.execute(self._sql(ddl))
 
+    def schema_ready(self) -> bool:
+        """Whether `queue-worker migrate` has run: DBOS's tables and ours both exist."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(self._sql("SELECT 1 FROM {s}workflow_status LIMIT 0"))
+                conn.execute(self._sql("SELECT 1 FROM {t}executors LIMIT 0"))
+        except sa.exc.DBAPIError:
+            return False
+        return True
+
     def grant(self, role: str) -> None:
         """Give the runtime role what it needs on our schema (Postgres; `migrate --app-role`)."""
         quoted = self.engine.dialect.identifier_preparer.quote(role)

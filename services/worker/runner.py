@@ -80,6 +80,20 @@ def launch(settings: Settings, app_version: str, wakeups: Wakeups | None = None)
     return hooked
 
 
+def wait_for_schema(executors: ExecutorQueries, stop: threading.Event) -> bool:
+    """With RUN_MIGRATIONS=false the schema is the migrations Job's to create, and on a first
+    install it runs beside the pods: wait for it (alive, not ready) instead of exiting into a
+    restart back-off. Returns False if told to stop first."""
+    waited = 0.0
+    while not executors.schema_ready():
+        if waited % 10 == 0:
+            log.info("waiting for the schema (queue-worker migrate)", extra={"waited_sec": waited})
+        if stop.wait(1.0):
+            return False
+        waited += 1.0
+    return True
+
+
 def start_wake_listener(
     settings: Settings, engine: sa.Engine, wakeups: Wakeups, metrics: WorkerMetrics
 ) -> WakeListener:
@@ -160,6 +174,12 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     try:
         if settings.run_migrations:
             executors.create_schema()
+        elif not wait_for_schema(executors, stop):
+            # Stopped while waiting: nothing was claimed, nothing to hand back.
+            log.info("worker stopped before the schema appeared")
+            server.stop()
+            logging.shutdown()
+            os._exit(0)
         # Heartbeat before DBOS can claim anything, so no PENDING row of ours predates our row.
         liveness.beat()
         hooked = launch(settings, app_version, wakeups)
