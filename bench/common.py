@@ -366,7 +366,7 @@ def enqueue_client(url: str, pool_size: int = 10) -> Any:
 
 def api_like_options(num_steps: int) -> dict[str, Any]:
     """The EnqueueOptions the API builds for POST /api/workflows (portable inputs, attributes)."""
-    from dbos._serialization import WorkflowSerializationFormat
+    from dbos import WorkflowSerializationFormat
 
     return {
         "queue_name": WORKFLOW_QUEUE,

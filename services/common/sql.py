@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from dbos._serialization import DefaultSerializer, deserialize_exception, deserialize_value
 
+from services.common.dbos_internals import (
+    DefaultSerializer,
+    deserialize_exception,
+    deserialize_value,
+)
 from services.common.names import PROGRESS_EVENT
 
 # Columns of one workflow row as the API reports it, with its progress event joined in.

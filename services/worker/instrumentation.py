@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from dbos import DBOS
-from dbos._error import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
+from services.common.dbos_internals import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
 from services.common.sql import WorkflowTiming
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, Info, disable_created_me
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.common.dbos_internals import dbos_instance
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries
 from services.common.workflow_types import QUEUES as KNOWN_QUEUES
@@ -26,12 +27,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 def _active_workflows(queue: str | None = None) -> int:
     """Workflows executing in this process now (0 before launch and after shutdown)."""
-    from dbos._dbos import _dbos_global_instance
-
-    # Private to dbos, which is pinned exactly; tests/metrics cover this against the pin.
-    if _dbos_global_instance is None:
+    instance = dbos_instance()
+    if instance is None:
         return 0
-    active = _dbos_global_instance._active_workflows_set
+    active = instance._active_workflows_set
     return active.count_for_queue(queue) if queue else len(active.activeList())
 
 

@@ -27,7 +27,7 @@ from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
 from services.common.wake_sql import install_wake_trigger, wake_trigger_installed
-from services.worker import dbos_internals
+from services.worker import queue_hooks
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
@@ -68,9 +68,9 @@ def launch(settings: Settings, app_version: str, wakeups: Wakeups | None = None)
     if wakeups is not None:
         try:
             # Between construction and launch: launch spawns the queue threads.
-            dbos_internals.install(dbos, wakeups, worker_limits(settings))
+            queue_hooks.install(dbos, wakeups, worker_limits(settings))
             hooked = True
-        except dbos_internals.InternalsChanged as exc:
+        except queue_hooks.InternalsChanged as exc:
             log.error("wake-ups disabled, polling only", extra={"reason": str(exc)[:500]})
     DBOS.launch()
     running = DBOS.application_version

@@ -19,6 +19,7 @@ import logging
 
 from dbos import DBOS
 
+from services.common.dbos_internals import workflow_registry
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.versions_sql import VersionQueries
@@ -32,11 +33,10 @@ def workflow_version(settings: Settings) -> str:
 
     if settings.pinned_app_version:
         return settings.pinned_app_version
-    # Private to dbos, which is pinned exactly; the registry exists before any DBOS instance and
-    # holds exactly the workflows launch() hashes (dbos registers none of its own).
-    from dbos._dbos import _get_or_create_dbos_registry
-
-    return _get_or_create_dbos_registry().compute_app_version(APP_NAME)
+    # The registry exists before any DBOS instance and holds exactly the workflows launch()
+    # hashes (dbos registers none of its own).
+    version: str = workflow_registry().compute_app_version(APP_NAME)
+    return version
 
 
 def announce(settings: Settings, app_version: str, versions: VersionQueries) -> None:

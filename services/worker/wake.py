@@ -1,7 +1,7 @@
 """Bells that end a DBOS queue thread's wait between polls early, so it polls now.
 
 DBOS 3.4's queue thread sleeps between polls in `stop_event.wait(timeout=polling_interval)` and
-polls when that returns False (services/worker/dbos_internals.py gives it a WakeableStop in place
+polls when that returns False (services/worker/queue_hooks.py gives it a WakeableStop in place
 of the event). Two things ring a queue's bell:
 - work: a NOTIFY from the enqueue trigger (services/worker/listener.py). Ignored while this
   worker has no free slot on the queue: the poll would claim nothing, and a finishing workflow

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowHandle
-from dbos._serialization import DBOSPortableJSON, DefaultSerializer
 
 from services.common import sql
+from services.common.dbos_internals import DBOSPortableJSON, DefaultSerializer
 from services.common.names import APP_NAME, PROGRESS_EVENT, WORKFLOW_QUEUE
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.workflow_types import QUEUES as KNOWN_QUEUES

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from dbos._error import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
 from prometheus_client import CollectorRegistry, generate_latest
 
+from services.common.dbos_internals import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
 from services.common.sql import WorkflowTiming
 from services.worker import instrumentation
 from services.worker.instrumentation import NO_QUEUE, instrumented, register_workflow_metrics

@@ -1,8 +1,9 @@
-"""The one door to dbos internals (services/worker/dbos_internals.py) still fits the installed dbos.
+"""The one door to dbos internals (services/common/dbos_internals.py) still fits the installed
+dbos, and so do the queue-thread hooks built on it (services/worker/queue_hooks.py).
 
 If this fails after a dbos upgrade, the message names each internal that moved or changed shape:
 re-read the new dbos source (_queue.py's queue_worker_thread and queue_thread, _core.py's
-execute_dequeued_workflow and ActiveWorkflowById), adapt the module, then update CHECKED_VERSION.
+execute_dequeued_workflow and ActiveWorkflowById), adapt the modules, then update CHECKED_VERSION.
 Until then a worker logs "wake-ups disabled, polling only" and keeps working on its timer.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dbos._core import ActiveWorkflowById
 
-from services.worker import dbos_internals
-from services.worker.dbos_internals import ClaimCountingActiveSet, InternalsChanged
+from services.common import dbos_internals as door
+from services.common.dbos_internals import ActiveWorkflowById
+from services.worker import queue_hooks as dbos_internals
+from services.worker.queue_hooks import ClaimCountingActiveSet, InternalsChanged
 from services.worker.wake import Wakeups
 
 
@@ -63,7 +65,7 @@ def test_install_refuses_after_launch() -> None:
 
 
 def test_install_wraps_the_queue_thread_and_dispatch_and_uninstall_restores() -> None:
-    from dbos import _queue
+    _queue = door.dbos_queue
 
     class Fresh:
         def __init__(self) -> None:
@@ -80,3 +82,20 @@ def test_install_wraps_the_queue_thread_and_dispatch_and_uninstall_restores() ->
         dbos_internals.uninstall()
     assert _queue.queue_worker_thread is thread_fn
     assert _queue.execute_dequeued_workflow is dispatch_fn  # type: ignore[attr-defined]
+
+
+def test_the_door_names_resolve() -> None:
+    """Every name the door re-exports imports and is what its users expect (a moved dbos private
+    fails here, at import or below, with the name)."""
+    for name in door.__all__:
+        assert getattr(door, name) is not None, name
+    for exc in (
+        door.DBOSWorkflowCancelledError,
+        door.DBOSWorkflowConflictIDError,
+        door.DBOSWorkflowIDInUseError,
+    ):
+        assert issubclass(exc, BaseException), exc
+    assert door.dbos_instance() is None  # nothing launched in this process
+    assert hasattr(door.workflow_registry(), "compute_app_version")
+    assert callable(door.deserialize_value)
+    assert callable(door.deserialize_exception)

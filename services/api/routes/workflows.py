@@ -8,9 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from dbos import DBOSClient, EnqueueOptions, WorkflowHandle
-from dbos._error import DBOSWorkflowIDInUseError
-from dbos._serialization import WorkflowSerializationFormat
+from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowSerializationFormat
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +28,7 @@ from services.api.validation import (
     parse_typed_enqueue,
 )
 from services.common.catalogue import Catalogue, WorkflowType
+from services.common.dbos_internals import DBOSWorkflowIDInUseError, client_engine
 from services.common.names import WORKFLOW_QUEUE
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, WorkflowRow
@@ -179,7 +178,7 @@ def _enqueue_batch(
 ) -> list[str]:
     """Every item in one transaction of the system database: all are written, or none."""
     ids: list[str] = []
-    engine: sa.Engine = client._sys_db.engine  # the client's own engine (ours, on Postgres)
+    engine: sa.Engine = client_engine(client)  # the client's own engine (ours, on Postgres)
     with engine.begin() as conn:
         for index, (req, key) in enumerate(items):
             workflow_id = idempotent_workflow_id(key) if key is not None else None

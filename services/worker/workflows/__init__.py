@@ -16,6 +16,7 @@ import pkgutil
 
 from dbos import DBOS
 
+from services.common.dbos_internals import workflow_registry
 from services.common.workflow_types import catalogue
 
 # Sorted, so every replica registers the workflows in the same order.
@@ -25,9 +26,7 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
 
 def check_catalogue() -> None:
     """Raise unless a DBOS workflow is registered under the name of every declared type."""
-    from dbos._dbos import _get_or_create_dbos_registry
-
-    registered = set(_get_or_create_dbos_registry().workflow_info_map)
+    registered = set(workflow_registry().workflow_info_map)
     missing = [t.workflow_name for t in catalogue() if t.workflow_name not in registered]
     if missing:
         raise RuntimeError(

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from dbos import DBOS
-from dbos._serialization import WorkflowSerializationFormat
+from dbos import DBOS, WorkflowSerializationFormat
 
 from services.common.names import DEMO_WORKFLOW, PROGRESS_EVENT
 from services.worker.instrumentation import instrumented

@@ -1,4 +1,5 @@
-"""Every use of dbos private internals (`dbos._*`) that waking the queue thread needs: one door.
+"""How waking the queue thread uses dbos private internals (the names themselves come through the
+one door, services/common/dbos_internals.py).
 
 DBOS 3.4 has no public hook to wake its queue thread between polls, and no way to learn that a
 dequeued workflow finished. Each use below says why it is needed; each was read in, and checked
@@ -39,13 +40,10 @@ from concurrent.futures import Future
 from importlib.metadata import version
 from typing import Any
 
-# (a) The modules whose functions we wrap: the queue thread and its dispatch (dbos 3.4.x).
-from dbos import _queue as dbos_queue
-
-# (b) The in-process registry DBOS counts worker_concurrency from, and the handle type a
-#     synchronous dequeued workflow returns, which carries its Future (dbos 3.4.x).
-from dbos._core import ActiveWorkflowById, WorkflowHandleFuture
-
+# The dbos internals wrapped here come through the one door (services/common/dbos_internals.py):
+# (a) the queue thread and its dispatch; (b) the in-process registry DBOS counts
+# worker_concurrency from, and the handle type of a dequeued synchronous workflow (its Future).
+from services.common.dbos_internals import ActiveWorkflowById, WorkflowHandleFuture, dbos_queue
 from services.worker.wake import SLOT, Wakeups
 
 CHECKED_VERSION = "3.4."

@@ -1,0 +1,75 @@
+"""The one door to dbos's private API (`dbos._*`): every name this project uses that dbos does not
+export publicly is imported here, with why, so a dbos upgrade means reviewing this file.
+All checked against dbos 3.4.x, which pyproject.toml pins exactly; tests/unit/test_dbos_internals.py
+fails loudly, naming the name, if one moved or changed shape.
+
+Public names are used where dbos exports them (`from dbos import WorkflowSerializationFormat`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The queue thread and its dispatch, which services/worker/queue_hooks.py wraps so a NOTIFY or a
+# finished workflow wakes the thread (issue 15); dbos 3.4 has no hook for it.
+from dbos import _queue as dbos_queue
+
+# The in-process registry DBOS counts worker_concurrency from, and the handle type of a dequeued
+# synchronous workflow, which carries its Future (queue_hooks.py counts claims with them).
+from dbos._core import ActiveWorkflowById, WorkflowHandleFuture
+
+# Exceptions dbos 3.4 raises but does not export: a cancelled workflow and a conflicting id
+# (instrumentation counts them apart from failures), and an id already in use (the API's
+# idempotent enqueue with workflow_id_reuse_policy="reject" answers from the stored row).
+from dbos._error import (
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowConflictIDError,
+    DBOSWorkflowIDInUseError,
+)
+
+# Decoding what DBOS stored (events, inputs, errors) in the API's own SQL reads, which bypass
+# DBOS's client to read a page of workflows in one statement.
+from dbos._serialization import (
+    DBOSPortableJSON,
+    DefaultSerializer,
+    deserialize_exception,
+    deserialize_value,
+)
+
+__all__ = [
+    "ActiveWorkflowById",
+    "DBOSPortableJSON",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
+    "DBOSWorkflowIDInUseError",
+    "DefaultSerializer",
+    "WorkflowHandleFuture",
+    "client_engine",
+    "dbos_instance",
+    "dbos_queue",
+    "deserialize_exception",
+    "deserialize_value",
+    "workflow_registry",
+]
+
+
+def dbos_instance() -> Any | None:
+    """The launched DBOS instance of this process, or None (read at call time: dbos sets it at
+    construction and clears it on destroy). The worker's metrics count its active workflows."""
+    from dbos import _dbos
+
+    return _dbos._dbos_global_instance
+
+
+def workflow_registry() -> Any:
+    """The registry of decorated workflows, which exists before any DBOS instance: the worker
+    hashes it into its application version before launch and checks the catalogue against it."""
+    from dbos._dbos import _get_or_create_dbos_registry
+
+    return _get_or_create_dbos_registry()
+
+
+def client_engine(client: Any) -> Any:
+    """A DBOSClient's SQLAlchemy engine, so a batch of enqueues shares one transaction
+    (`enqueue_in_transaction` takes a connection; dbos 3.4 exposes no engine publicly)."""
+    return client._sys_db.engine
