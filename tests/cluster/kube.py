@@ -36,6 +36,7 @@ POSTGRES_IMAGE = {
 }
 
 Obj = dict[str, Any]
+RELEASE = "qw"
 
 
 class KubeError(AssertionError):
@@ -92,17 +93,34 @@ def helm(*args: str, timeout: float = 600, check: bool = True) -> subprocess.Com
     return run([helm_bin(), *args], timeout=timeout, check=check)
 
 
+def helm_release(
+    verb: str,
+    namespace: str,
+    *extra: str,
+    values_files: Sequence[str | Path] = (),
+    values: Mapping[str, object] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`helm install|upgrade RELEASE <chart> --wait` in `namespace`, values as value_args()."""
+    return helm(
+        verb, RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout", "5m", *extra,
+        *value_args(values_files, values),
+    )  # fmt: skip
+
+
 def value_args(
     values_files: Sequence[str | Path] = (), set_values: Mapping[str, object] | None = None
 ) -> list[str]:
     """-f for each values file (relative ones from deploy/values/); --set-string for str values,
-    --set for numbers and booleans (the chart's schema checks the types)."""
+    --set for numbers and booleans, --set-json for lists and maps (the chart's schema checks the
+    types)."""
     args: list[str] = []
     for f in values_files:
         path = Path(f)
         args += ["-f", str(path if path.is_absolute() else VALUES_DIR / path)]
     for key, value in (set_values or {}).items():
-        if isinstance(value, bool):
+        if isinstance(value, (list, dict)):
+            args += ["--set-json", f"{key}={json.dumps(value)}"]
+        elif isinstance(value, bool):
             args += ["--set", f"{key}={str(value).lower()}"]
         else:
             args += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]

@@ -50,15 +50,15 @@ def external_backlog(ns: str) -> float | None:
 
 def install_autoscaled(ns: str) -> None:
     kube.kubectl("get", "--raw", "/apis/external.metrics.k8s.io/v1beta1")  # served, or fail here
-    kube.helm(
-        "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values={
+    kube.helm_release(
+        "install", ns,
+        values={
             **SMALL, **kube.POSTGRES_IMAGE,
             "worker.concurrency": CONCURRENCY,
             "worker.autoscaling.minReplicas": 1,
             "worker.autoscaling.maxReplicas": MAX_REPLICAS,
             "worker.autoscaling.scaleDown.stabilizationWindowSeconds": STABILIZATION,
-        }),
+        },
     )  # fmt: skip
 
 
@@ -143,12 +143,9 @@ def test_drain_of_300_short_workflows_autoscaled_vs_one_fixed_worker(
     times = {}
     for mode in ("autoscaled", "fixed"):
         if mode == "fixed":
-            kube.helm(
-                "upgrade", RELEASE, str(kube.CHART), "-n", ns, "--reuse-values", "--wait",
-                "--timeout", "5m",
-                *kube.value_args(set_values={
-                    "worker.autoscaling.enabled": False, "worker.replicas": 1,
-                }),
+            kube.helm_release(
+                "upgrade", ns, "--reuse-values",
+                values={"worker.autoscaling.enabled": False, "worker.replicas": 1},
             )  # fmt: skip
             kube.wait_until("1 worker pod", lambda: len(kube.running_pods(
                 ns, **{"app.kubernetes.io/component": "worker"})) == 1, 180)  # fmt: skip

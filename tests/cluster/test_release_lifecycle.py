@@ -10,7 +10,7 @@ import httpx
 
 from tests.cluster import kube
 
-RELEASE = "qw"
+RELEASE = kube.RELEASE
 # Small pods: the local cluster is one node with the machine's 2 CPUs.
 SMALL: dict[str, object] = {
     "api.replicas": 1,
@@ -64,10 +64,7 @@ def test_install_wait_upgrade_rollback_uninstall(
 
     # First install with the in-cluster Postgres and --wait: no hook deadlock, migrations once.
     t0 = time.monotonic()
-    kube.helm(
-        "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values=values),
-    )  # fmt: skip
+    kube.helm_release("install", ns, values=values)
     print(f"\nhelm install --wait (in-cluster Postgres): {time.monotonic() - t0:.1f}s")
     assert migration_runs(ns) == 1
     assert kube.ready_replicas(ns, f"{RELEASE}-queue-worker-worker") == 1
@@ -76,14 +73,14 @@ def test_install_wait_upgrade_rollback_uninstall(
 
     # Upgrade: a new image tag and changed values roll the pods; migrations run once more.
     t0 = time.monotonic()
-    kube.helm(
-        "upgrade", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values={
+    kube.helm_release(
+        "upgrade", ns,
+        values={
             **values,
             "api.image.tag": kube.NEXT_TAG,
             "worker.image.tag": kube.NEXT_TAG,
             "worker.concurrency": 3,
-        }),
+        },
     )  # fmt: skip
     print(f"helm upgrade --wait: {time.monotonic() - t0:.1f}s")
     assert migration_runs(ns) == 2
@@ -141,12 +138,12 @@ def test_kubectl_scale_changes_workers_without_autoscaling(
     restricted_namespace: Callable[[str], str], crds: list[str]
 ) -> None:
     ns = restricted_namespace("scale")
-    kube.helm(
-        "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values={
+    kube.helm_release(
+        "install", ns,
+        values={
             **SMALL, **kube.POSTGRES_IMAGE,
             "worker.autoscaling.enabled": False, "worker.replicas": 1,
-        }),
+        },
     )  # fmt: skip
     deployment = f"{RELEASE}-queue-worker-worker"
     kube.kubectl("scale", f"deployment/{deployment}", "-n", ns, "--replicas=3")

@@ -30,17 +30,11 @@ BASE: dict[str, object] = {
 
 
 def install(ns: str, **values: object) -> None:
-    kube.helm(
-        "install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values={**BASE, **values}),
-    )  # fmt: skip
+    kube.helm_release("install", ns, values={**BASE, **values})
 
 
 def upgrade(ns: str, **values: object) -> None:
-    kube.helm(
-        "upgrade", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m",
-        *kube.value_args(set_values={**BASE, **values}),
-    )  # fmt: skip
+    kube.helm_release("upgrade", ns, values={**BASE, **values})
 
 
 def start_long_workflows(http: Any, n: int) -> list[str]:

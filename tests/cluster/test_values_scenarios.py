@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.cluster import kube
-from tests.cluster.test_release_lifecycle import RELEASE, SMALL
+from tests.cluster.test_release_lifecycle import SMALL
 
 TOKEN = "cluster-test-token-0123456789"
 INGRESS_HOST = "queue-worker.cluster.test"
@@ -81,7 +81,7 @@ def production_values() -> dict[str, object]:
         "worker.autoscaling.maxReplicas": 4,
         "api.ingress.className": INGRESS_CLASS,
         "api.ingress.hosts[0]": INGRESS_HOST,
-        "api.ingress.tls": "[]",  # no cert-manager here: plain HTTP through the local Traefik
+        "api.ingress.tls": [],  # no cert-manager here: plain HTTP through the local Traefik
     }
 
 
@@ -93,15 +93,10 @@ def test_production_values_install_run_and_serve_through_the_ingress(
 ) -> None:
     ns = restricted_namespace("prod")
     external_postgres(ns)
-    values = production_values()
-    args = kube.value_args(("production.yaml", *extra_values), {})
-    for key, value in values.items():
-        if value == "[]":
-            args += ["--set-json", f"{key}=[]"]
-        else:
-            args += kube.value_args((), {key: value})
     t0 = time.monotonic()
-    kube.helm("install", RELEASE, str(kube.CHART), "-n", ns, "--wait", "--timeout", "5m", *args)
+    kube.helm_release(
+        "install", ns, values_files=("production.yaml", *extra_values), values=production_values()
+    )
     print(f"\nhelm install --wait ({' + '.join(('production', *extra_values))}):"
           f" {time.monotonic() - t0:.1f}s")  # fmt: skip
 
