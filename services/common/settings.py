@@ -29,6 +29,9 @@ class Settings:
     database_url: str
     # Worker side.
     worker_concurrency: int
+    # WORKER_DB_POOL_SIZE: connections in DBOS's pool (services/worker/pools.py sizes it by
+    # default); with our own pool and the wake-up listener, a worker's share of max_connections.
+    worker_db_pool_size: int
     polling_interval_sec: float
     shutdown_grace_sec: float
     heartbeat_sec: float
@@ -222,6 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         database_url=database_url,
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
+        worker_db_pool_size=get("WORKER_DB_POOL_SIZE", "0", lambda n, r: _int(n, r, 0, 1_000)),
         polling_interval_sec=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
         ),

@@ -32,6 +32,7 @@ from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics, register_wake_metrics
+from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
@@ -47,8 +48,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        # Enough pool for every in-flight workflow plus the queue and recovery threads.
-        "sys_db_pool_size": max(10, settings.worker_concurrency + 5),
+        "sys_db_pool_size": dbos_pool_size(settings),
     }
 
 
@@ -133,7 +133,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
 
     # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
     # DBOS keeps its own pool for the workflows.
-    engine = create_engine(settings.database_url, pool_size=5)
+    engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
     queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:

@@ -152,6 +152,7 @@ Checks across values that a JSON schema cannot say clearly. Every template inclu
 {{- if lt (float64 $v.worker.deadAfterSeconds) (mulf (float64 $v.worker.heartbeatSeconds) 2.0) }}
 {{- fail (printf "worker.deadAfterSeconds (%v) must be at least twice worker.heartbeatSeconds (%v): one late heartbeat must not get a live worker's work taken away" $v.worker.deadAfterSeconds $v.worker.heartbeatSeconds) }}
 {{- end }}
+{{- include "queue-worker.checkConnectionBudget" . }}
 {{- if and $v.api.ingress.enabled (not $v.api.ingress.hosts) }}
 {{- fail "api.ingress.enabled=true needs at least one host in api.ingress.hosts" }}
 {{- end }}
