@@ -63,7 +63,11 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
     queries = WorkflowQueries(
-        create_engine(settings.database_url, pool_size=settings.api_pool_size)
+        create_engine(
+            settings.database_url,
+            pool_size=settings.api_pool_size,
+            pooler=settings.database_pooler,
+        )
     )
     registry = CollectorRegistry()
     registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))

@@ -15,6 +15,8 @@ from typing import TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services.common.pooler import POOLERS, UNSAFE_POOLERS
+
 DEFAULT_DATABASE_URL = "sqlite:///dbos_queue_worker.sqlite"
 
 T = TypeVar("T")
@@ -56,6 +58,10 @@ class Settings:
     # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
     # this worker's workflows finishes, instead of only on the polling timer.
     wake_on_notify: bool
+    # DATABASE_POOLER: "" (direct) or "pgbouncer-session" (DBOS_SYSTEM_DATABASE_URL is a PgBouncer
+    # in session mode: every engine opens a short client session per checkout; services/common/
+    # pooler.py).
+    database_pooler: str
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -211,6 +217,18 @@ def _wake_on_notify(source: Mapping[str, str], database_url: str) -> bool:
     return value
 
 
+def _database_pooler(source: Mapping[str, str], database_url: str) -> str:
+    name = "DATABASE_POOLER"
+    raw = (source.get(name) or "").strip().lower()
+    if raw in UNSAFE_POOLERS:
+        raise SettingsError(f"{name}={raw!r} is not supported: {UNSAFE_POOLERS[raw]}")
+    if raw not in POOLERS:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(p for p in POOLERS if p)}")
+    if raw and make_url(database_url).get_backend_name() != "postgresql":
+        raise SettingsError(f"{name}={raw} needs a postgresql:// DBOS_SYSTEM_DATABASE_URL")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
     source = os.environ if env is None else env
@@ -257,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
         ),
         wake_on_notify=_wake_on_notify(source, database_url),
+        database_pooler=_database_pooler(source, database_url),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)

@@ -23,6 +23,10 @@ from services.common.dbos_internals import (
     deserialize_value,
 )
 from services.common.names import PROGRESS_EVENT
+from services.common.pooler import PGBOUNCER_SESSION, set_on_connect
+
+# Our reads and writes give up after this long rather than hang a request or a worker thread.
+STATEMENT_TIMEOUT_MS = 10_000
 
 # Columns of one workflow row as the API reports it, with its progress event joined in.
 # The join is on the event table's primary key, so a page of N rows is one statement, not N+1.
@@ -132,20 +136,30 @@ class WorkflowTiming:
     recovery_attempts: int
 
 
-def create_engine(database_url: str, *, pool_size: int = 5) -> sa.Engine:
-    """A read engine for this module. Postgres statements time out rather than hang a request."""
+def create_engine(database_url: str, *, pool_size: int = 5, pooler: str = "") -> sa.Engine:
+    """A read engine for this module. Postgres statements time out rather than hang a request.
+    With `pooler` (DATABASE_POOLER), one short client session per checkout (services/common/
+    pooler.py): PgBouncer, not this process, bounds the server connections."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {
+            "application_name": "queue_worker_api_reads",
+            "connect_timeout": 5,
+        }
+        if pooler == PGBOUNCER_SESSION:
+            engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args=connect_args)
+            set_on_connect(engine, {"statement_timeout": str(STATEMENT_TIMEOUT_MS)})
+            return engine
         return sa.create_engine(
-            url.set(drivername="postgresql+psycopg"),
+            url,
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=10,
             pool_pre_ping=True,
             connect_args={
-                "application_name": "queue_worker_api_reads",
-                "connect_timeout": 5,
-                "options": "-c statement_timeout=10000",
+                **connect_args,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             },
         )
     return sa.create_engine(url, connect_args={"timeout": 10})

@@ -23,6 +23,7 @@ from dbos import DBOS, DBOSConfig
 from services.common.executor_sql import ExecutorQueries
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
+from services.common.pooler import dbos_engine_kwargs
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
@@ -48,7 +49,9 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        "sys_db_pool_size": dbos_pool_size(settings),
+        # Behind PgBouncer: NullPool, so no pool size (services/common/pooler.py).
+        "sys_db_pool_size": None if settings.database_pooler else dbos_pool_size(settings),
+        "db_engine_kwargs": dbos_engine_kwargs(settings.database_pooler) or None,
     }
 
 
@@ -133,7 +136,9 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
 
     # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
     # DBOS keeps its own pool for the workflows.
-    engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
+    engine = create_engine(
+        settings.database_url, pool_size=OWN_POOL_SIZE, pooler=settings.database_pooler
+    )
     queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:
