@@ -63,6 +63,13 @@ def test_wake_on_notify_defaults_to_the_backend() -> None:
     assert load_settings({"WORKER_WAKE_ON_NOTIFY": "false"}).wake_on_notify is False
 
 
+def test_database_pooler_is_off_unless_asked_for() -> None:
+    pg = "postgresql://u@pgbouncer:6432/qw"
+    assert load_settings({"DBOS_SYSTEM_DATABASE_URL": pg}).database_pooler == ""
+    pooled = {"DBOS_SYSTEM_DATABASE_URL": pg, "DATABASE_POOLER": " PgBouncer-Session "}
+    assert load_settings(pooled).database_pooler == "pgbouncer-session"
+
+
 def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
@@ -93,6 +100,18 @@ def test_empty_values_mean_default() -> None:
         (
             {"API_TOKENS_FILE": "/nonexistent/tokens"},
             "API_TOKENS_FILE='/nonexistent/tokens' cannot",
+        ),
+        (
+            {
+                "DATABASE_POOLER": "pgbouncer-transaction",
+                "DBOS_SYSTEM_DATABASE_URL": "postgresql://h/d",
+            },
+            "DATABASE_POOLER='pgbouncer-transaction' is not supported: DBOS LISTENs",
+        ),
+        ({"DATABASE_POOLER": "pgpool"}, "DATABASE_POOLER='pgpool' is not one of pgbouncer-session"),
+        (
+            {"DATABASE_POOLER": "pgbouncer-session"},
+            "needs a postgresql:// DBOS_SYSTEM_DATABASE_URL",
         ),
         ({"WORKER_ROLE": "boss"}, "WORKER_ROLE='boss' is not one of main, drain"),
         ({"WORKER_IMAGE": "repo/worker:1 .0"}, "WORKER_IMAGE='repo/worker:1 .0' is not an image"),
