@@ -173,6 +173,10 @@ Checks across values that a JSON schema cannot say clearly. Every template inclu
   value: {{ .Values.logging.level | quote }}
 - name: LOG_FORMAT
   value: {{ .Values.logging.format | quote }}
+{{- with .Values.database.pooler }}
+- name: DATABASE_POOLER
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Pod annotations: a checksum of the chart-made Secret, so a new URL rolls the pods. */}}
