@@ -148,9 +148,12 @@ class PgBouncer:
 
 
 def server_connections(admin_url: str, database: str) -> int:
-    """Postgres's own count of backends connected to `database` (pg_stat_activity)."""
+    """Postgres's own count of client backends connected to `database` (pg_stat_activity; an
+    autovacuum worker on the database would show there too)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = %s AND backend_type = 'client backend'",
+            (database,),
         ).fetchone()
     return int(row[0]) if row else 0
