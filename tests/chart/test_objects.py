@@ -796,3 +796,18 @@ def test_notes_with_ingress_and_manual_scaling(tmp_path: Path) -> None:
     assert "get hpa" not in notes
     assert "Autoscaling is on" not in notes
     assert "throwaway Postgres" not in notes
+
+
+def test_the_wait_time_target_replaces_the_depth_metric() -> None:
+    rendered = render(set_values={"worker.autoscaling.targetWaitSeconds": "30"})
+    hpa = rendered.get("HorizontalPodAutoscaler", name("worker"))
+    metrics = {
+        m["external"]["metric"]["name"]: m["external"]["target"]["averageValue"]
+        for m in hpa["spec"]["metrics"]
+    }
+    # concurrency 10: one pod clears 10 x 30 work-seconds within the target, and runs 10 slots.
+    assert metrics == {"queue_worker_queue_work_seconds": "300", "queue_worker_needed_slots": "10"}
+    depth = render().get("HorizontalPodAutoscaler", name("worker"))
+    assert [m["external"]["metric"]["name"] for m in depth["spec"]["metrics"]] == [
+        "queue_worker_queue_backlog"
+    ]
