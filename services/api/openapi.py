@@ -101,6 +101,15 @@ _OPTIONS: dict[str, Any] = {
         "maximum": MAX_DELAY_SECONDS,
         "description": "Run no earlier than this many seconds from now (status DELAYED until).",
     },
+    "run_at": {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": (
+            "Run no earlier than this RFC 3339 time with an offset (e.g. 2026-01-31T09:00:00Z),"
+            " instead of delay_seconds (not both). A past time runs at once; at most"
+            f" {MAX_DELAY_SECONDS / 86400:g} days ahead."
+        ),
+    },
     "timeout_seconds": {
         "type": ["number", "null"],
         "exclusiveMinimum": 0,
