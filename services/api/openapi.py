@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services import __version__
+from services.api.openapi_schedules import schedule_paths, schedule_schemas
 from services.api.validation import (
     DEFAULT_LIMIT,
     MAX_BATCH_ITEMS,
@@ -288,6 +289,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
         },
     }
+    schemas.update(schedule_schemas(catalogue))
     ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in schemas}
     workflow_action = {
         "parameters": [_WORKFLOW_ID_PARAM],
@@ -474,6 +476,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             }
         },
     }
+    paths.update(schedule_paths())
     for path, item in paths.items():
         if path.startswith("/api/"):
             for operation in item.values():

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import sqlalchemy as sa
 
@@ -83,9 +84,18 @@ def create(http: httpx.Client, **fields: Any) -> dict[str, Any]:
     return created
 
 
+def assert_documented(http: httpx.Client, schema_name: str, instance: Any) -> None:
+    """`instance` validates against the served OpenAPI document's schema `schema_name`."""
+    components = http.get("/openapi.json").json()["components"]
+    jsonschema.validate(
+        instance, {"$ref": f"#/components/schemas/{schema_name}", "components": components}
+    )
+
+
 def test_a_schedule_fires_on_its_cron_and_pause_stops_it(stack: Stack, http: httpx.Client) -> None:
     schedule = create(http, cron="* * * * * *")  # every second (6 fields: seconds first)
     name = schedule["name"]
+    assert_documented(http, "Schedule", schedule)
     assert schedule["status"] == "ACTIVE"
     assert schedule["type"] == "demo"
     assert schedule["input"] == {"num_steps": 1, "step_seconds": 0}
@@ -93,6 +103,7 @@ def test_a_schedule_fires_on_its_cron_and_pause_stops_it(stack: Stack, http: htt
     wait_for(lambda: runs(stack, name) >= 2, timeout=30, what="two runs of the schedule")
     listed = {s["name"]: s for s in http.get("/api/schedules").json()}
     assert listed[name]["last_fired_at"] is not None
+    assert_documented(http, "Schedule", listed[name])
     # The runs are the declared type's workflow with the schedule's input, on its queue.
     ids = [w["workflow_id"] for w in http.get("/api/workflows", params={"limit": 500}).json()]
     mine = [i for i in ids if i.startswith(f"sched-{name}-") and i.endswith("-run")]
@@ -132,6 +143,7 @@ def test_trigger_runs_the_type_with_the_schedules_input_now(http: httpx.Client) 
     assert (run["workflow_name"], run["workflow_status"]) == ("fail-after", "ERROR")
     assert (run["num_steps"], run["steps_completed"]) == (3, 1)
     assert resp.json()["url"] == f"/api/workflows/{run['workflow_id']}"
+    assert_documented(http, "TriggerResponse", resp.json())
 
 
 def test_backfill_enqueues_the_missed_runs_once(stack: Stack, http: httpx.Client) -> None:
