@@ -166,7 +166,10 @@
     target.disabled = true;
     const data = await act(name, action);
     target.disabled = false;
-    if (data && action === "trigger" && data.workflow_id) flash(`${name}: run ${data.workflow_id} enqueued`);
+    if (data && action === "trigger" && data.workflow_id) {
+      flash(`${name}: run ${data.workflow_id} enqueued`);
+      els.error.dataset.workflowId = data.workflow_id;
+    }
   });
 
   function showType(name) {
