@@ -402,6 +402,46 @@ def test_typed_enqueue_runs_each_declared_type(http: httpx.Client, spec: dict[st
     assert failed["completed_at"] is not None
 
 
+# Before the batch tests: their backlog (a thousand workflows) would hold these up.
+def test_run_at_holds_a_workflow_until_then(http: httpx.Client) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    resp = http.post("/api/workflows", json={"num_steps": 1, "step_seconds": 0, "run_at": soon})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["workflow_status"] == "DELAYED"
+    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
+    assert datetime.fromisoformat(done["started_at"]) >= datetime.fromisoformat(soon)
+    # Typed, with an unencoded "+" offset in the query (read as a space, taken back as "+").
+    later = (datetime.now(UTC) + timedelta(seconds=2)).astimezone(timezone(timedelta(hours=2)))
+    resp = http.post(
+        f"/api/workflows/demo?run_at={later.isoformat()}", json={"num_steps": 1, "step_seconds": 0}
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["workflow_status"] == "DELAYED"
+    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
+    assert datetime.fromisoformat(done["started_at"]) >= later
+    # Batch items, and a time in the past runs at once.
+    items = [
+        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": "2020-01-01T00:00:00Z"},
+        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": soon},
+    ]
+    resp = http.post("/api/workflows/batch", json={"workflows": items})
+    assert resp.status_code == 202, resp.text
+    for workflow_id in resp.json()["workflow_ids"]:
+        assert wait_status(http, workflow_id, {"SUCCESS"})["steps_completed"] == 1
+
+
+def test_a_retry_with_run_at_is_a_replay(http: httpx.Client) -> None:
+    body = {"num_steps": 1, "run_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    headers = {"Idempotency-Key": f"run-at-{uuid.uuid4()}"}
+    first = http.post("/api/workflows", json=body, headers=headers)
+    time.sleep(1.1)  # the delay left until run_at has changed; the request has not
+    second = http.post("/api/workflows", json=body, headers=headers)
+    assert (first.status_code, second.status_code) == (202, 202), second.text
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json()["workflow_id"] == first.json()["workflow_id"]
+    http.post(f"/api/workflows/{first.json()['workflow_id']}/cancel")
+
+
 def test_batch_is_enqueued_in_item_order_and_replays(stack: Stack, http: httpx.Client) -> None:
     tag = uuid.uuid4().hex
     items = [
@@ -478,45 +518,6 @@ def test_delay_and_timeout_reach_dbos(http: httpx.Client) -> None:
     timed_out = wait_status(http, resp.json()["workflow_id"], {"CANCELLED", "SUCCESS", "ERROR"})
     assert timed_out["workflow_status"] == "CANCELLED"
     assert timed_out["steps_completed"] < 50
-
-
-def test_run_at_holds_a_workflow_until_then(http: httpx.Client) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    resp = http.post("/api/workflows", json={"num_steps": 1, "step_seconds": 0, "run_at": soon})
-    assert resp.status_code == 202, resp.text
-    assert resp.json()["workflow_status"] == "DELAYED"
-    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
-    assert datetime.fromisoformat(done["started_at"]) >= datetime.fromisoformat(soon)
-    # Typed, with an unencoded "+" offset in the query (read as a space, taken back as "+").
-    later = (datetime.now(UTC) + timedelta(seconds=2)).astimezone(timezone(timedelta(hours=2)))
-    resp = http.post(
-        f"/api/workflows/demo?run_at={later.isoformat()}", json={"num_steps": 1, "step_seconds": 0}
-    )
-    assert resp.status_code == 202, resp.text
-    assert resp.json()["workflow_status"] == "DELAYED"
-    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
-    assert datetime.fromisoformat(done["started_at"]) >= later
-    # Batch items, and a time in the past runs at once.
-    items = [
-        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": "2020-01-01T00:00:00Z"},
-        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": soon},
-    ]
-    resp = http.post("/api/workflows/batch", json={"workflows": items})
-    assert resp.status_code == 202, resp.text
-    for workflow_id in resp.json()["workflow_ids"]:
-        assert wait_status(http, workflow_id, {"SUCCESS"})["steps_completed"] == 1
-
-
-def test_a_retry_with_run_at_is_a_replay(http: httpx.Client) -> None:
-    body = {"num_steps": 1, "run_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
-    headers = {"Idempotency-Key": f"run-at-{uuid.uuid4()}"}
-    first = http.post("/api/workflows", json=body, headers=headers)
-    time.sleep(1.1)  # the delay left until run_at has changed; the request has not
-    second = http.post("/api/workflows", json=body, headers=headers)
-    assert (first.status_code, second.status_code) == (202, 202), second.text
-    assert second.headers["idempotent-replayed"] == "true"
-    assert second.json()["workflow_id"] == first.json()["workflow_id"]
-    http.post(f"/api/workflows/{first.json()['workflow_id']}/cancel")
 
 
 NEW_BAD_INPUT: list[tuple[str, str, Any, int, str]] = [
