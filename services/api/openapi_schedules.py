@@ -141,6 +141,9 @@ def schedule_paths() -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": _ref("BackfillRequest")}},
     }
+    backfill["responses"]["409"] = _error("No worker has started yet to run it.")
+    trigger = _action("Enqueue one run now", "triggerSchedule", "202", "TriggerResponse")
+    trigger["responses"]["409"] = _error("No worker has started yet to run it.")
     delete = _action("Delete a schedule", "deleteSchedule", "204", "Schedule")
     delete["responses"]["204"] = {"description": "Deleted."}
     return {
@@ -178,8 +181,6 @@ def schedule_paths() -> dict[str, Any]:
         "/api/schedules/{name}/resume": {
             "post": _action("Fire on the cron again", "resumeSchedule", "200", "Schedule")
         },
-        "/api/schedules/{name}/trigger": {
-            "post": _action("Enqueue one run now", "triggerSchedule", "202", "TriggerResponse")
-        },
+        "/api/schedules/{name}/trigger": {"post": trigger},
         "/api/schedules/{name}/backfill": {"post": backfill},
     }

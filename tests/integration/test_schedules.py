@@ -234,3 +234,23 @@ def test_unknown_schedules_are_404(http: httpx.Client, method: str, suffix: str)
         resp = http.request(method, f"/api/schedules/{name}{suffix}")
         assert resp.status_code == 404, resp.text
         assert "schedule" in resp.json()["error"]["message"]
+
+
+def test_before_any_worker_started_firing_is_a_409(database_url: str, tmp_path: Any) -> None:
+    """DBOS enqueues a firing for the latest registered application version: with no worker
+    ever started there is none, and trigger and backfill say so instead of failing."""
+    stack = Stack(database_url, tmp_path)
+    try:
+        stack.start_api()
+        with stack.client() as http:
+            name = create(http, cron="0 * * * *")["name"]
+            resp = http.post(f"/api/schedules/{name}/trigger")
+            assert resp.status_code == 409, resp.text
+            assert "worker" in resp.json()["error"]["message"]
+            end = datetime.now(UTC) - timedelta(minutes=1)
+            window = {"start": (end - timedelta(hours=3)).isoformat(), "end": end.isoformat()}
+            resp = http.post(f"/api/schedules/{name}/backfill", json=window)
+            assert resp.status_code == 409, resp.text
+            assert count(stack, "workflow_status") == 0
+    finally:
+        stack.stop()

@@ -133,10 +133,25 @@ async def resume_schedule(request: Request) -> Response:
     return await _set_active(request, True)
 
 
+def _firing_error(exc: Exception, name: str) -> ApiError:
+    """What DBOSClient's trigger and backfill raise, as the client's error: the schedule was
+    deleted meanwhile, or no worker ever registered the application (DBOS enqueues a firing
+    for the latest registered application version, so it needs one)."""
+    if "does not exist" in str(exc):
+        return ApiError(404, f"no schedule named {name!r}")
+    if "No application versions" in str(exc):
+        return ApiError(409, "no worker has started yet to run this schedule; start one first")
+    raise exc
+
+
 async def trigger_schedule(request: Request) -> Response:
     """One run now, whatever the cron and even while paused."""
     schedule = await _get_or_404(request)
-    handle = await run_in_threadpool(_client(request).trigger_schedule, schedule["schedule_name"])
+    name = schedule["schedule_name"]
+    try:
+        handle = await run_in_threadpool(_client(request).trigger_schedule, name)
+    except DBOSException as exc:
+        raise _firing_error(exc, name) from None
     run_id = run_workflow_id(handle.get_workflow_id())
     log.info("schedule triggered", extra={"schedule": schedule["schedule_name"], "run": run_id})
     return JSONResponse({"workflow_id": run_id, "url": _url(run_id)}, status_code=202)
@@ -149,9 +164,12 @@ async def backfill_schedule(request: Request) -> Response:
     _require_json(request)
     body = parse_json_object(await request.body())
     start, end = parse_backfill(body, schedule["schedule"], schedule["cron_timezone"])
-    handles = await run_in_threadpool(
-        _client(request).backfill_schedule, schedule["schedule_name"], start, end
-    )
+    try:
+        handles = await run_in_threadpool(
+            _client(request).backfill_schedule, schedule["schedule_name"], start, end
+        )
+    except DBOSException as exc:
+        raise _firing_error(exc, schedule["schedule_name"]) from None
     ids = [run_workflow_id(h.get_workflow_id()) for h in handles]
     log.info("schedule backfilled", extra={"schedule": schedule["schedule_name"], "runs": len(ids)})
     return JSONResponse({"workflow_ids": ids}, status_code=202)
