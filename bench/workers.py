@@ -16,6 +16,7 @@ from bench.common import Bench, connect, enqueue_backlog, median, percentile, pr
 
 CONCURRENCY = 10  # WORKER_CONCURRENCY, the project's default
 # Measured: one worker process at concurrency 10 holds up to ~16 connections under load.
+# The most a worker at CONCURRENCY opens (services/worker/pools.py), for wait_for_connections.
 CONNECTIONS_PER_WORKER = 17
 
 

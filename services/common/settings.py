@@ -55,9 +55,18 @@ class Settings:
     worker_deployment: str | None
     kubernetes_namespace: str | None
     kubernetes_api_url: str | None
+    # WORKER_POD_DELETION_COST: keep this pod's controller.kubernetes.io/pod-deletion-cost equal
+    # to its in-flight workflows (services/worker/deletion_cost.py), so a scale-down removes idle
+    # workers first. Needs POD_NAME (the downward API) and the chart's RBAC.
+    pod_deletion_cost: bool
+    pod_deletion_cost_interval_sec: float
+    pod_name: str | None
     # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
     # this worker's workflows finishes, instead of only on the polling timer.
     wake_on_notify: bool
+    # How often DBOS's scheduler re-reads the schedules: a new, paused, resumed or deleted
+    # schedule takes effect within this long (DBOS's own default is 30 s).
+    scheduler_polling_interval_sec: float
     # DATABASE_POOLER: "" (direct) or "pgbouncer-session" (DBOS_SYSTEM_DATABASE_URL is a PgBouncer
     # in session mode: every engine opens a short client session per checkout; services/common/
     # pooler.py).
@@ -275,6 +284,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
         ),
         wake_on_notify=_wake_on_notify(source, database_url),
+        pod_deletion_cost=get("WORKER_POD_DELETION_COST", "false", _bool),
+        pod_deletion_cost_interval_sec=get(
+            "WORKER_POD_DELETION_COST_INTERVAL_SECONDS", "2", lambda n, r: _float(n, r, 0.2, 3600.0)
+        ),
+        pod_name=_optional_dns_name("POD_NAME", source.get("POD_NAME")),
+        scheduler_polling_interval_sec=get(
+            "SCHEDULER_POLLING_INTERVAL_SECONDS", "10", lambda n, r: _float(n, r, 0.1, 3600.0)
+        ),
         database_pooler=_database_pooler(source, database_url),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
@@ -295,5 +312,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"WORKER_DEAD_AFTER_SECONDS={settings.dead_after_sec:g} must be at least twice "
             f"WORKER_HEARTBEAT_SECONDS={settings.heartbeat_sec:g}"
+        )
+    if settings.pod_deletion_cost and settings.pod_name is None:
+        raise SettingsError(
+            "WORKER_POD_DELETION_COST=true needs POD_NAME (the chart sets it from the downward API)"
         )
     return settings

@@ -21,18 +21,20 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from services.common.executor_sql import ExecutorQueries
+from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.pooler import dbos_engine_kwargs
-from services.common.settings import Settings
+from services.common.settings import Settings, SettingsError
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
 from services.common.wake_sql import install_wake_trigger, wake_trigger_installed
 from services.worker import queue_hooks
+from services.worker.deletion_cost import DeletionCost
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
-from services.worker.metrics import WorkerMetrics, register_wake_metrics
+from services.worker.metrics import WorkerMetrics, active_workflows, register_wake_metrics
 from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
@@ -52,6 +54,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         # Behind PgBouncer: NullPool, so no pool size (services/common/pooler.py).
         "sys_db_pool_size": None if settings.database_pooler else dbos_pool_size(settings),
         "db_engine_kwargs": dbos_engine_kwargs(settings.database_pooler) or None,
+        "scheduler_polling_interval_sec": settings.scheduler_polling_interval_sec,
     }
 
 
@@ -195,6 +198,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
     liveness.start()
+    deletion_cost = start_deletion_cost(settings)
     log.info("worker ready")
     stop.wait()
 
@@ -207,6 +211,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
+    if deletion_cost is not None:
+        deletion_cost.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
@@ -217,6 +223,22 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Workflow threads that outlived the grace period are non-daemon executor threads; a normal
     # interpreter exit would wait for them. Their work was handed back, so leave now.
     os._exit(0)
+
+
+def start_deletion_cost(settings: Settings) -> DeletionCost | None:
+    """With WORKER_POD_DELETION_COST, track this pod's deletion cost (see deletion_cost.py)."""
+    if not settings.pod_deletion_cost or settings.pod_name is None:
+        return None
+    try:
+        kube = Kube.from_settings(settings)
+    except SettingsError as exc:
+        log.error("pod-deletion-cost disabled", extra={"error": str(exc)})
+        return None
+    tracker = DeletionCost(
+        kube, settings.pod_name, active_workflows, settings.pod_deletion_cost_interval_sec
+    )
+    tracker.start()
+    return tracker
 
 
 def hand_back(

@@ -152,3 +152,12 @@ def test_drainer_and_release_worker_settings() -> None:
     assert d.worker_image.endswith("a" * 64)
     assert (d.worker_deployment, d.kubernetes_namespace) == ("qw-queue-worker-worker", "queue")
     assert d.kubernetes_api_url == "https://10.0.0.1:443"
+
+
+def test_the_deletion_cost_needs_the_pod_name() -> None:
+    with pytest.raises(SettingsError, match="WORKER_POD_DELETION_COST=true needs POD_NAME"):
+        load_settings({"WORKER_POD_DELETION_COST": "true"})
+    settings = load_settings({"WORKER_POD_DELETION_COST": "true", "POD_NAME": "qw-worker-abc"})
+    assert settings.pod_deletion_cost
+    assert settings.pod_name == "qw-worker-abc"
+    assert load_settings({}).worker_db_pool_size == 0  # 0: services/worker/pools.py decides
