@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-files cluster cluster-down clean
+.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-files chart-readme cluster cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ test: install  ## install what the tests need (Chromium, Postgres check) and run
 	./scripts/test-deps.sh
 	$(BIN)/pytest --ignore=tests/cluster
 
-test-cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local cluster brought up and down
+test-chart-readme: install  ## regenerate charts/queue-worker/README.md from values.yaml (a test fails when stale)
+	$(BIN)/python scripts/chart-readme.py
+
+cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local cluster brought up and down
 	./scripts/test-deps.sh
 	./scripts/test-cluster.sh
 
@@ -49,6 +52,9 @@ images:  ## build both container images (see docs/kubernetes.md)
 
 chart-files:  ## copy deploy/ dashboards and rules into the chart (a test fails when they drift)
 	./scripts/sync-chart-files.sh
+
+chart-readme: install  ## regenerate charts/queue-worker/README.md from values.yaml (a test fails when stale)
+	$(BIN)/python scripts/chart-readme.py
 
 cluster: install  ## a local Kubernetes 1.34 built from the upstream modules; KUBECONFIG=.cluster/kubeconfig
 	./deploy/local-cluster/up.sh
