@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-files chart-readme cluster cluster-down clean
+.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-readme cluster cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,9 +49,6 @@ bench: install  ## benchmarks; results in bench/results/ (BENCH_ARGS=--quick for
 
 images:  ## build both container images (see docs/kubernetes.md)
 	./scripts/images.sh
-
-chart-files:  ## copy deploy/ dashboards and rules into the chart (a test fails when they drift)
-	./scripts/sync-chart-files.sh
 
 chart-readme: install  ## regenerate charts/queue-worker/README.md from values.yaml (a test fails when stale)
 	$(BIN)/python scripts/chart-readme.py

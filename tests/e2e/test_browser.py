@@ -104,12 +104,8 @@ def _running_stack(database_url: str, workdir: Path) -> Iterator[Stack]:
         DEFAULT_STEP_SECONDS="0.3",
         WORKER_SHUTDOWN_GRACE_SECONDS="1",
     )
-    try:
-        stack.start_api()
-        stack.start_worker()
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
