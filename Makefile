@@ -24,10 +24,7 @@ test: install  ## install what the tests need (Chromium, Postgres check) and run
 	./scripts/test-deps.sh
 	$(BIN)/pytest --ignore=tests/cluster
 
-test-chart-readme: install  ## regenerate charts/queue-worker/README.md from values.yaml (a test fails when stale)
-	$(BIN)/python scripts/chart-readme.py
-
-cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local cluster brought up and down
+test-cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local cluster brought up and down
 	./scripts/test-deps.sh
 	./scripts/test-cluster.sh
 
