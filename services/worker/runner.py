@@ -164,12 +164,12 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "role": settings.worker_role,
             "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
-            "polling_interval_sec": settings.polling_interval_sec,
-            "wake_on_notify": settings.wake_on_notify,
+            "worker_polling_interval_seconds": settings.worker_polling_interval_seconds,
+            "worker_wake_on_notify": settings.worker_wake_on_notify,
             "metrics_port": metrics_port,
         },
     )
-    wakeups = Wakeups() if settings.wake_on_notify else None
+    wakeups = Wakeups() if settings.worker_wake_on_notify else None
     listener: WakeListener | None = None
     try:
         if settings.run_migrations:
@@ -197,9 +197,9 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Keep heartbeating while draining: our in-flight work is not a dead worker's to recover.
     liveness.state = "draining"
     started = time.monotonic()
-    log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
+    log.info("draining", extra={"grace_sec": settings.worker_shutdown_grace_seconds})
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
-    DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    DBOS.destroy(workflow_completion_timeout_sec=settings.worker_shutdown_grace_seconds)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
     liveness.stop()
