@@ -13,10 +13,11 @@ from typing import Any
 import psycopg
 
 from bench.common import Bench, connect, enqueue_backlog, median, percentile, progress, wait_for
+from services.worker.runner import max_connections
 
 CONCURRENCY = 10  # WORKER_CONCURRENCY, the project's default
-# Measured: one worker process at concurrency 10 holds up to ~16 connections under load.
-CONNECTIONS_PER_WORKER = 17
+# The most one worker process opens (22 at concurrency 10; docs/kubernetes.md).
+CONNECTIONS_PER_WORKER = max_connections(CONCURRENCY)
 
 
 def _counts(url: str) -> tuple[int, int]:

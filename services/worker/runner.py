@@ -38,6 +38,22 @@ from services.worker.wake import Wakeups
 log = logging.getLogger("queue_worker.worker")
 
 
+# Our own pool (readiness, metrics reads, heartbeats, recovery sweeps); DBOS keeps its own.
+OWN_POOL_SIZE = 5
+
+
+def dbos_pool_size(concurrency: int) -> int:
+    """DBOS's system-database pool: every in-flight workflow plus the queue and recovery threads."""
+    return max(10, concurrency + 5)
+
+
+def max_connections(concurrency: int) -> int:
+    """The most Postgres connections one worker opens (docs/kubernetes.md has the table): DBOS's
+    pool, DBOS's LISTEN connection (taken from the pool and detached from it), our pool and our
+    wake-up LISTEN connection."""
+    return dbos_pool_size(concurrency) + 1 + OWN_POOL_SIZE + 1
+
+
 def dbos_config(settings: Settings) -> DBOSConfig:
     return {
         "name": APP_NAME,
@@ -47,8 +63,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        # Enough pool for every in-flight workflow plus the queue and recovery threads.
-        "sys_db_pool_size": max(10, settings.worker_concurrency + 5),
+        "sys_db_pool_size": dbos_pool_size(settings.worker_concurrency),
     }
 
 
@@ -131,9 +146,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
-    # DBOS keeps its own pool for the workflows.
-    engine = create_engine(settings.database_url, pool_size=5)
+    engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
     queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:
