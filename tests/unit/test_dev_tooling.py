@@ -53,3 +53,23 @@ def test_dev_lock_pins_every_test_and_dev_tool_exactly() -> None:
             f"{raw} is not satisfied by {name}=={pins[name]}: run scripts/lock.sh"
         )
     assert lock.count("--hash=sha256:") >= len(pins)
+
+
+def test_readme_layout_names_only_what_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    skip = {".venv", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "node_modules"}
+    paths: set[str] = set()
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if not skip & set(rel.parts):
+            paths.add(rel.as_posix())
+    tokens = re.findall(
+        r"[\w.+-]+(?:/[\w.+-]+)*(?:/|\.(?:py|sh|md|txt|yaml))(?=[\s,;:)]|$)", layout
+    )
+    assert len(tokens) > 40, tokens
+    missing = [
+        t for t in tokens
+        if not any(p == t.rstrip("/") or p.endswith("/" + t.rstrip("/")) for p in paths)
+    ]  # fmt: skip
+    assert not missing, missing
