@@ -29,6 +29,9 @@ class Settings:
     database_url: str
     # Worker side.
     worker_concurrency: int
+    # WORKER_DB_POOL_SIZE: connections in DBOS's pool (services/worker/pools.py sizes it by
+    # default); with our own pool and the wake-up listener, a worker's share of max_connections.
+    worker_db_pool_size: int
     worker_polling_interval_seconds: float
     worker_shutdown_grace_seconds: float
     worker_heartbeat_seconds: float
@@ -50,6 +53,12 @@ class Settings:
     worker_deployment: str | None
     pod_namespace: str | None
     kubernetes_api_url: str | None
+    # WORKER_POD_DELETION_COST: keep this pod's controller.kubernetes.io/pod-deletion-cost equal
+    # to its in-flight workflows (services/worker/deletion_cost.py), so a scale-down removes idle
+    # workers first. Needs POD_NAME (the downward API) and the chart's RBAC.
+    worker_pod_deletion_cost: bool
+    worker_pod_deletion_cost_interval_seconds: float
+    pod_name: str | None
     # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
     # this worker's workflows finishes, instead of only on the polling timer.
     worker_wake_on_notify: bool
@@ -222,6 +231,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         database_url=database_url,
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
+        worker_db_pool_size=get("WORKER_DB_POOL_SIZE", "0", lambda n, r: _int(n, r, 0, 1_000)),
         worker_polling_interval_seconds=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
         ),
@@ -255,6 +265,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
         ),
         worker_wake_on_notify=_wake_on_notify(source, database_url),
+        worker_pod_deletion_cost=get("WORKER_POD_DELETION_COST", "false", _bool),
+        worker_pod_deletion_cost_interval_seconds=get(
+            "WORKER_POD_DELETION_COST_INTERVAL_SECONDS", "2", lambda n, r: _float(n, r, 0.2, 3600.0)
+        ),
+        pod_name=_optional_dns_name("POD_NAME", source.get("POD_NAME")),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
@@ -276,5 +291,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"WORKER_DEAD_AFTER_SECONDS={settings.worker_dead_after_seconds:g} must be at least "
             f"twice WORKER_HEARTBEAT_SECONDS={settings.worker_heartbeat_seconds:g}"
+        )
+    if settings.worker_pod_deletion_cost and settings.pod_name is None:
+        raise SettingsError(
+            "WORKER_POD_DELETION_COST=true needs POD_NAME (the chart sets it from the downward API)"
         )
     return settings

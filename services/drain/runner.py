@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.executor_sql import SWEEP_LOCK_KEY
+from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.settings import Settings, SettingsError
 from services.common.sql import create_engine
 from services.common.versions_sql import VersionQueries
-from services.drain.kube import Kube
 from services.drain.plan import (
     Existing,
     Plan,

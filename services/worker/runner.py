@@ -21,37 +21,24 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from services.common.executor_sql import ExecutorQueries
+from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
-from services.common.settings import Settings
+from services.common.settings import Settings, SettingsError
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
 from services.common.wake_sql import install_wake_trigger, wake_trigger_installed
 from services.worker import queue_hooks
+from services.worker.deletion_cost import DeletionCost
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
-from services.worker.metrics import WorkerMetrics, register_wake_metrics
+from services.worker.metrics import WorkerMetrics, active_workflows, register_wake_metrics
+from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
 log = logging.getLogger("queue_worker.worker")
-
-
-# Our own pool (readiness, metrics reads, heartbeats, recovery sweeps); DBOS keeps its own.
-OWN_POOL_SIZE = 5
-
-
-def dbos_pool_size(concurrency: int) -> int:
-    """DBOS's system-database pool: every in-flight workflow plus the queue and recovery threads."""
-    return max(10, concurrency + 5)
-
-
-def max_connections(concurrency: int) -> int:
-    """The most Postgres connections one worker opens (docs/kubernetes.md has the table): DBOS's
-    pool, DBOS's LISTEN connection (taken from the pool and detached from it), our pool and our
-    wake-up LISTEN connection."""
-    return dbos_pool_size(concurrency) + 1 + OWN_POOL_SIZE + 1
 
 
 def dbos_config(settings: Settings) -> DBOSConfig:
@@ -63,7 +50,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        "sys_db_pool_size": dbos_pool_size(settings.worker_concurrency),
+        "sys_db_pool_size": dbos_pool_size(settings),
     }
 
 
@@ -146,6 +133,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
+    # DBOS keeps its own pool for the workflows.
     engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
     queries = WorkflowQueries(engine)
 
@@ -203,6 +192,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
     liveness.start()
+    deletion_cost = start_deletion_cost(settings)
     log.info("worker ready")
     stop.wait()
 
@@ -215,6 +205,8 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     DBOS.destroy(workflow_completion_timeout_sec=settings.worker_shutdown_grace_seconds)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
+    if deletion_cost is not None:
+        deletion_cost.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
@@ -225,6 +217,25 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Workflow threads that outlived the grace period are non-daemon executor threads; a normal
     # interpreter exit would wait for them. Their work was handed back, so leave now.
     os._exit(0)
+
+
+def start_deletion_cost(settings: Settings) -> DeletionCost | None:
+    """With WORKER_POD_DELETION_COST, track this pod's deletion cost (see deletion_cost.py)."""
+    if not settings.worker_pod_deletion_cost or settings.pod_name is None:
+        return None
+    try:
+        kube = Kube.from_settings(settings)
+    except SettingsError as exc:
+        log.error("pod-deletion-cost disabled", extra={"error": str(exc)})
+        return None
+    tracker = DeletionCost(
+        kube,
+        settings.pod_name,
+        active_workflows,
+        settings.worker_pod_deletion_cost_interval_seconds,
+    )
+    tracker.start()
+    return tracker
 
 
 def hand_back(

@@ -196,12 +196,10 @@ def test_every_field_is_named_after_its_environment_variable() -> None:
         assert expected in variables, f"Settings.{field} is read from {sorted(variables)}"
 
 
-def test_the_documented_connection_count_is_the_workers() -> None:
-    from services.worker.runner import dbos_config, max_connections
-
-    settings = load_settings({"DBOS_SYSTEM_DATABASE_URL": "postgresql://u@db/q"})
-    assert dbos_config(settings)["sys_db_pool_size"] == max(10, settings.worker_concurrency + 5)
-    assert max_connections(10) == 22
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md").read_text()
-    assert "at most `max(10, WORKER_CONCURRENCY + 5) + 7` connections" in docs
-    assert "That is 22 at the default concurrency of 10" in docs
+def test_the_deletion_cost_needs_the_pod_name() -> None:
+    with pytest.raises(SettingsError, match="WORKER_POD_DELETION_COST=true needs POD_NAME"):
+        load_settings({"WORKER_POD_DELETION_COST": "true"})
+    settings = load_settings({"WORKER_POD_DELETION_COST": "true", "POD_NAME": "qw-worker-abc"})
+    assert settings.worker_pod_deletion_cost
+    assert settings.pod_name == "qw-worker-abc"
+    assert load_settings({}).worker_db_pool_size == 0  # 0: services/worker/pools.py decides

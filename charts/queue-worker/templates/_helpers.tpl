@@ -156,6 +156,7 @@ its first line, outside any condition, so it runs once per render whatever is en
 {{- if and $v.networkPolicy.enabled $v.networkPolicy.apiFrom (not $v.networkPolicy.metricsFrom) }}
 {{- fail "networkPolicy.apiFrom limits who reaches the API port, which also serves /metrics (the autoscaling signal): set networkPolicy.metricsFrom to your Prometheus's peers as well, or it cannot scrape the API" }}
 {{- end }}
+{{- include "queue-worker.checkConnectionBudget" . }}
 {{- if and $v.api.ingress.enabled (not $v.api.ingress.hosts) }}
 {{- fail "api.ingress.enabled=true needs at least one host in api.ingress.hosts" }}
 {{- end }}
