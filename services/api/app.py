@@ -22,7 +22,7 @@ from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import health, page, queues, workflow_types, workflows
+from services.api.routes import health, page, queues, schedules, workflow_types, workflows
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
 from services.common.settings import Settings
@@ -93,6 +93,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         routes=[
             *workflows.build_routes(declared),
             *workflow_types.routes,
+            *schedules.routes,
             *queues.routes,
             *health.routes,
             *openapi.routes,

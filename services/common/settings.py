@@ -62,6 +62,9 @@ class Settings:
     # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
     # this worker's workflows finishes, instead of only on the polling timer.
     worker_wake_on_notify: bool
+    # How often DBOS's scheduler re-reads the schedules: a new, paused, resumed or deleted
+    # schedule takes effect within this long (DBOS's own default is 30 s).
+    scheduler_polling_interval_seconds: float
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -270,6 +273,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "WORKER_POD_DELETION_COST_INTERVAL_SECONDS", "2", lambda n, r: _float(n, r, 0.2, 3600.0)
         ),
         pod_name=_optional_dns_name("POD_NAME", source.get("POD_NAME")),
+        scheduler_polling_interval_seconds=get(
+            "SCHEDULER_POLLING_INTERVAL_SECONDS", "10", lambda n, r: _float(n, r, 0.1, 3600.0)
+        ),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)

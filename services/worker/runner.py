@@ -51,6 +51,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
         "sys_db_pool_size": dbos_pool_size(settings),
+        "scheduler_polling_interval_sec": settings.scheduler_polling_interval_seconds,
     }
 
 

@@ -68,8 +68,9 @@ def enqueue_options(req: EnqueueRequest, workflow_id: str | None = None) -> Enqu
         options["workflow_id_reuse_policy"] = "reject"
     if req.priority is not None:
         options["priority"] = req.priority
-    if req.delay_seconds is not None:
-        options["delay_seconds"] = req.delay_seconds
+    delay = req.delay()  # delay_seconds, or the time left until run_at
+    if delay is not None:
+        options["delay_seconds"] = delay
     if req.timeout_seconds is not None:
         options["workflow_timeout"] = req.timeout_seconds
     return options
@@ -156,7 +157,7 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
     )
     body_out: dict[str, Any] = {
         "workflow_id": workflow_id,
-        "workflow_status": "DELAYED" if req.delay_seconds else "ENQUEUED",
+        "workflow_status": "DELAYED" if req.delay() else "ENQUEUED",
         "steps_completed": 0 if req.num_steps is not None else None,
         "num_steps": req.num_steps,
         "queue_name": req.type.queue,
