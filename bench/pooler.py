@@ -16,7 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient
 
-from bench.common import Bench, api_like_options, connect, cpu_seconds, db_name, median, progress
+from bench.common import (
+    Bench,
+    api_request,
+    connect,
+    cpu_seconds,
+    db_name,
+    enqueue_request,
+    median,
+    progress,
+)
 from bench.report import Row
 from bench.workers import timings, wait_done
 from services.common.names import APP_NAME
@@ -52,9 +61,10 @@ def _enqueue(url: str, count: int) -> None:
     )
     client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
 
+    request = api_request(NUM_STEPS, 0.0)
+
     def one(_: int) -> None:
-        options: Any = api_like_options(NUM_STEPS)
-        client.enqueue(options, NUM_STEPS, 0.0)
+        enqueue_request(client, request)
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -102,11 +112,11 @@ def one_round(bench: Bench, *, pool_size: int | None, count: int) -> dict[str, f
         )
         sampler.start()
         cpu_before = sum(w.cpu_seconds() for w in workers)
-        bouncer_before = cpu_seconds(bouncer.proc.pid) if bouncer else 0.0
+        bouncer_before = cpu_seconds(bouncer.pid) if bouncer else 0.0
         _enqueue(url, count)
         wait_done(_tagged(url), count, timeout=300)
         cpu = sum(w.cpu_seconds() for w in workers) - cpu_before
-        bouncer_cpu = cpu_seconds(bouncer.proc.pid) - bouncer_before if bouncer else 0.0
+        bouncer_cpu = cpu_seconds(bouncer.pid) - bouncer_before if bouncer else 0.0
         progress(f"backends at the peak by application_name: {at_peak}")
         return {
             **timings(_tagged(url)),

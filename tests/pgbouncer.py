@@ -7,13 +7,13 @@ is started with `-u` and an unprivileged user (postgres, else nobody).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.support import free_port
+from tests.support import ChildProcess, free_port, wait_for
 
 SBIN = "/usr/sbin/pgbouncer"  # Debian installs it outside a normal user's PATH
 
@@ -89,28 +89,26 @@ class PgBouncer:
         for f in self.dir.iterdir():
             f.chmod(0o644)
         self.user = user
-        self._log = (self.dir / "pgbouncer.log").open("wb")
         args = [pgbouncer_bin()]
         if os.geteuid() == 0:
             args += ["-u", _unprivileged_user()]
-        self.proc = subprocess.Popen(
-            [*args, str(self.dir / "pgbouncer.ini")], stdout=self._log, stderr=subprocess.STDOUT
+        self.process = ChildProcess(
+            "pgbouncer", [*args, str(self.dir / "pgbouncer.ini")], {}, self.dir / "pgbouncer.log"
         )
-        self._wait_listening()
 
-    def _wait_listening(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited {self.proc.returncode}: {self.log()[-2000:]}")
+        def listening() -> bool:
+            self.process.check_alive()
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"pgbouncer did not listen on {self.port}: {self.log()[-2000:]}")
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, timeout=15, interval=0.05, what=f"pgbouncer to listen on {self.port}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def log(self) -> str:
-        return (self.dir / "pgbouncer.log").read_text(errors="replace")
+        return self.process.log()
 
     def url(self, database_url: str) -> str:
         """`database_url`'s database, reached through this PgBouncer."""
@@ -136,14 +134,12 @@ class PgBouncer:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        proc = self.process.proc
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: a fast exit, clients dropped
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        self.process.kill()  # if it is still there; closes the log either way
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

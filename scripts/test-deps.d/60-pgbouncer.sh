@@ -3,14 +3,9 @@
 # Debian's package (1.18 on bookworm). The tests start their own process on a free loopback port
 # with their own config, so the package's service is neither needed nor started here.
 set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/apt-install.sh"
 if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi
-if ! command -v apt-get >/dev/null; then
-  echo "test-deps: install PgBouncer (pgbouncer on PATH or in /usr/sbin) to run the pooler tests" >&2
-  exit 1
-fi
-echo "test-deps: installing pgbouncer (Debian package)"
-export DEBIAN_FRONTEND=noninteractive
-apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends pgbouncer >/dev/null
+apt_install test-deps \
+  "install PgBouncer (pgbouncer on PATH or in /usr/sbin) to run the pooler tests" pgbouncer
 # Where an init system runs, the package may start its own service on :6432; the tests never use it.
 /usr/sbin/pgbouncer --version | head -1

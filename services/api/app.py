@@ -65,16 +65,18 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     queries = WorkflowQueries(
         create_engine(
             settings.database_url,
-            pool_size=settings.api_pool_size,
+            pool_size=settings.api_db_pool_size,
             pooler=settings.database_pooler,
         )
     )
     registry = CollectorRegistry()
-    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
+    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_seconds)))
     registry.register(
         VersionCollector(
             VersionStatsCache(
-                VersionQueries(queries.engine), settings.metrics_cache_sec, settings.dead_after_sec
+                VersionQueries(queries.engine),
+                settings.metrics_cache_seconds,
+                settings.worker_dead_after_seconds,
             )
         )
     )

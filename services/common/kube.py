@@ -58,7 +58,7 @@ class Kube:
                     "the Kubernetes API is needed: run in a pod, or set KUBERNETES_API_URL"
                 )
             url = f"https://{host}:{port}"
-        namespace = settings.kubernetes_namespace
+        namespace = settings.pod_namespace
         if namespace is None:
             ns_file = SERVICE_ACCOUNT / "namespace"
             if not ns_file.is_file():

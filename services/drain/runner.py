@@ -92,7 +92,9 @@ class Drainer:
                 log.warning("worker Deployment not found", extra={"name": self.worker_deployment})
                 return Plan()
             existing = existing_drains(self.kube.list_deployments(drain_selector(worker)))
-            snapshot = self.versions.snapshot(APP_NAME, dead_after_sec=self.settings.dead_after_sec)
+            snapshot = self.versions.snapshot(
+                APP_NAME, dead_after_sec=self.settings.worker_dead_after_seconds
+            )
             todo = plan(
                 snapshot,
                 existing,
@@ -172,7 +174,7 @@ def run_drainer(settings: Settings, *, metrics_host: str, metrics_port: int) -> 
         extra={
             "worker_deployment": drainer.worker_deployment,
             "namespace": kube.namespace,
-            "interval_sec": settings.drain_interval_sec,
+            "interval_sec": settings.drain_interval_seconds,
         },
     )
     while not stop.is_set():
@@ -182,7 +184,7 @@ def run_drainer(settings: Settings, *, metrics_host: str, metrics_port: int) -> 
         except Exception as exc:
             drainer.last_pass_ok.set(0)
             log.warning("drain pass failed", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
-        stop.wait(settings.drain_interval_sec)
+        stop.wait(settings.drain_interval_seconds)
     server.stop()
     engine.dispose()
     log.info("drainer stopped")

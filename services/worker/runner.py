@@ -54,7 +54,7 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         # Behind PgBouncer: NullPool, so no pool size (services/common/pooler.py).
         "sys_db_pool_size": None if settings.database_pooler else dbos_pool_size(settings),
         "db_engine_kwargs": dbos_engine_kwargs(settings.database_pooler) or None,
-        "scheduler_polling_interval_sec": settings.scheduler_polling_interval_sec,
+        "scheduler_polling_interval_sec": settings.scheduler_polling_interval_seconds,
     }
 
 
@@ -172,12 +172,12 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "role": settings.worker_role,
             "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
-            "polling_interval_sec": settings.polling_interval_sec,
-            "wake_on_notify": settings.wake_on_notify,
+            "worker_polling_interval_seconds": settings.worker_polling_interval_seconds,
+            "worker_wake_on_notify": settings.worker_wake_on_notify,
             "metrics_port": metrics_port,
         },
     )
-    wakeups = Wakeups() if settings.wake_on_notify else None
+    wakeups = Wakeups() if settings.worker_wake_on_notify else None
     listener: WakeListener | None = None
     try:
         if settings.run_migrations:
@@ -206,9 +206,9 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Keep heartbeating while draining: our in-flight work is not a dead worker's to recover.
     liveness.state = "draining"
     started = time.monotonic()
-    log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
+    log.info("draining", extra={"grace_sec": settings.worker_shutdown_grace_seconds})
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
-    DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    DBOS.destroy(workflow_completion_timeout_sec=settings.worker_shutdown_grace_seconds)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
     if deletion_cost is not None:
@@ -227,7 +227,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
 
 def start_deletion_cost(settings: Settings) -> DeletionCost | None:
     """With WORKER_POD_DELETION_COST, track this pod's deletion cost (see deletion_cost.py)."""
-    if not settings.pod_deletion_cost or settings.pod_name is None:
+    if not settings.worker_pod_deletion_cost or settings.pod_name is None:
         return None
     try:
         kube = Kube.from_settings(settings)
@@ -235,7 +235,10 @@ def start_deletion_cost(settings: Settings) -> DeletionCost | None:
         log.error("pod-deletion-cost disabled", extra={"error": str(exc)})
         return None
     tracker = DeletionCost(
-        kube, settings.pod_name, active_workflows, settings.pod_deletion_cost_interval_sec
+        kube,
+        settings.pod_name,
+        active_workflows,
+        settings.worker_pod_deletion_cost_interval_seconds,
     )
     tracker.start()
     return tracker

@@ -8,7 +8,6 @@ the services' own settings loader, referenced Secret keys exist, every container
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -756,46 +755,6 @@ def _no_blank_lines_in(rendered: Rendered) -> list[Any]:
 
 def test_rendered_yaml_has_no_whitespace_only_lines(rendered: Rendered) -> None:
     assert not _no_blank_lines_in(rendered)
-
-
-def _notes(tmp_path: Path, *args: str) -> str:
-    """NOTES.txt as `helm install` prints it. helm template skips NOTES and parses every output
-    as YAML, so a copy of the chart renders it inside a YAML document."""
-    chart = tmp_path / "queue-worker"
-    shutil.copytree(CHART, chart)
-    notes = chart / "templates" / "NOTES.txt"
-    define = '{{- define "test.notes" -}}\n' + notes.read_text() + "{{- end }}\n"
-    (chart / "templates" / "_test_notes.tpl").write_text(define)
-    notes.unlink()
-    (chart / "templates" / "test-notes.yaml").write_text(
-        'notes: |\n{{ include "test.notes" . | indent 2 }}\n'
-    )
-    out = helm("template", "qw", str(chart), "-n", "queue", *args,
-               "--show-only", "templates/test-notes.yaml").stdout  # fmt: skip
-    rendered: str = yaml.safe_load(out)["notes"]
-    return rendered
-
-
-def test_notes_tell_how_to_reach_watch_and_scale(tmp_path: Path) -> None:
-    notes = _notes(tmp_path)
-    assert f"port-forward svc/{name('api')} 8000:80" in notes
-    assert f"get hpa {name('worker')}" in notes
-    assert "queue_worker_queue_backlog?labelSelector=queue%3Dworkflow-queue" in notes
-    assert f"scale deployment/{name('worker')} --replicas=5" in notes
-    assert "worker.autoscaling.enabled=false" in notes  # how to turn the HPA off first
-    assert "helm test qw -n queue" in notes
-    assert "throwaway Postgres" in notes
-
-
-def test_notes_with_ingress_and_manual_scaling(tmp_path: Path) -> None:
-    notes = _notes(
-        tmp_path, "-f", str(ROOT / "deploy/values/production.yaml"),
-        "--set", "worker.autoscaling.enabled=false",
-    )  # fmt: skip
-    assert "https://queue-worker.example.com/" in notes
-    assert "get hpa" not in notes
-    assert "Autoscaling is on" not in notes
-    assert "throwaway Postgres" not in notes
 
 
 def test_the_wait_time_target_replaces_the_depth_metric() -> None:

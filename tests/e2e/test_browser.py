@@ -106,12 +106,8 @@ def _running_stack(database_url: str, workdir: Path) -> Iterator[Stack]:
         # New and paused schedules take effect within a second.
         SCHEDULER_POLLING_INTERVAL_SECONDS="1",
     )
-    try:
-        stack.start_api()
-        stack.start_worker()
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ checks that the running API serves exactly that document.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
 from schemathesis import Case
 
@@ -25,7 +23,6 @@ from services.api.validation import MAX_DELAY_SECONDS
 from services.common.workflow_types import catalogue
 from tests.hostile.stacks import (
     MAX_NUM_STEPS,
-    running_stack,
     server_error_counts,
     unhandled_exceptions,
 )
@@ -94,15 +91,6 @@ def tame_run_at(case: Case[Any]) -> None:
 
 SPEC = build_spec(catalogue(MAX_NUM_STEPS, float(service_env("")["DEFAULT_STEP_SECONDS"])))
 schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
-
-
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
-    with running_stack(request, request.param, workdir) as s:
-        yield s
 
 
 def test_fuzzed_schema_is_the_served_one(stack: Stack) -> None:
