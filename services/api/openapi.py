@@ -85,6 +85,9 @@ _DETAIL_PROPS: dict[str, Any] = {
     "app_version": {"type": ["string", "null"]},
     "recovery_attempts": {"type": "integer", "minimum": 0},
     "error": {"type": ["string", "null"]},
+    "input": {"description": "The workflow's input (its keyword arguments), as JSON."},
+    "result": {"description": "What the workflow returned (null until SUCCESS)."},
+    "forked_from": {"type": ["string", "null"], "description": "The workflow this one forks."},
 }
 
 
