@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services import __version__
+from services.api import openapi_ops
 from services.api.validation import (
     DEFAULT_LIMIT,
     MAX_BATCH_ITEMS,
@@ -282,6 +283,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
         },
     }
+    schemas.update(openapi_ops.schemas(_WORKFLOW_PROPS, _WORKFLOW_REQUIRED))
     ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in schemas}
     workflow_action = {
         "parameters": [_WORKFLOW_ID_PARAM],
@@ -468,6 +470,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             }
         },
     }
+    paths.update(openapi_ops.paths())
     for path, item in paths.items():
         if path.startswith("/api/"):
             for operation in item.values():

