@@ -17,6 +17,7 @@ from services.api.validation import (
     MAX_FILTER_VALUE_LEN,
     MAX_FILTER_VALUES,
     MAX_LIMIT,
+    _json_int,
     decode_cursor,
 )
 from services.common.failures_sql import DEAD_STATUSES, FailureFilter
@@ -195,8 +196,8 @@ def parse_bulk(
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise ApiError(422, "dry_run must be true or false", field="dry_run")
-    limit = body.get("limit", MAX_BULK)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_BULK:
+    limit = _json_int(body.get("limit", MAX_BULK))
+    if limit is None or not 1 <= limit <= MAX_BULK:
         raise ApiError(422, f"limit must be an integer from 1 to {MAX_BULK}", field="limit")
     if "workflow_ids" in body:
         ids = body["workflow_ids"]
@@ -229,9 +230,9 @@ def parse_start_step(body: dict[str, Any]) -> int:
     unknown = sorted(set(body) - {"start_step"})
     if unknown:
         raise ApiError(422, f"{unknown[0]} is not a known field", field=unknown[0])
-    step = body.get("start_step")
-    if step is None:
+    if body.get("start_step") is None:
         raise ApiError(422, "start_step is required", field="start_step")
-    if not isinstance(step, int) or isinstance(step, bool) or not 1 <= step <= 2**31 - 1:
+    step = _json_int(body["start_step"])  # 2 and 2.0 alike, as JSON Schema counts integers
+    if step is None or not 1 <= step <= 2**31 - 1:
         raise ApiError(422, "start_step must be an integer of at least 1", field="start_step")
     return step

@@ -23,6 +23,7 @@ from dbos import DBOS, DBOSConfig
 from services.common.executor_sql import ExecutorQueries
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
+from services.common.retention_sql import RetentionQueries
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
@@ -32,6 +33,7 @@ from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics, register_wake_metrics
+from services.worker.retention import RetentionLoop
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
@@ -151,6 +153,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     metrics = WorkerMetrics(settings, app_version, queries)
     executors = ExecutorQueries(engine)
     liveness = Liveness(settings, app_version, executors, metrics.registry)
+    retention = RetentionLoop(settings, RetentionQueries(engine), metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 
@@ -190,6 +193,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
     liveness.start()
+    retention.start()
     log.info("worker ready")
     stop.wait()
 
@@ -202,6 +206,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
+    retention.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
