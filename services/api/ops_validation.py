@@ -114,6 +114,9 @@ def parse_filter(
         raise ApiError(
             422, f"{prefix}{unknown[0]} is not a known filter field", field=f"{prefix}{unknown[0]}"
         )
+    nulls = sorted(k for k, v in raw.items() if v is None)
+    if nulls:
+        raise ApiError(422, f"{prefix}{nulls[0]} must not be null", field=f"{prefix}{nulls[0]}")
     statuses = [s.upper() for s in _strings(raw.get("status"), f"{prefix}status")]
     bad = [s for s in statuses if s not in allowed_statuses]
     if bad:

@@ -133,3 +133,18 @@ def test_drainer_and_release_worker_settings() -> None:
     assert d.worker_image.endswith("a" * 64)
     assert (d.worker_deployment, d.kubernetes_namespace) == ("qw-queue-worker-worker", "queue")
     assert d.kubernetes_api_url == "https://10.0.0.1:443"
+
+
+def test_retention_settings() -> None:
+    default = load_settings({})
+    assert default.retention_max_age_sec == 30 * 24 * 3600
+    assert (default.retention_batch_size, default.retention_interval_sec) == (1000, 60)
+    off = load_settings({"RETENTION_MAX_AGE_SECONDS": "0", "RETENTION_BATCH_SIZE": "10"})
+    assert (off.retention_max_age_sec, off.retention_batch_size) == (0, 10)
+    for env, expected in [
+        ({"RETENTION_MAX_AGE_SECONDS": "-1"}, "RETENTION_MAX_AGE_SECONDS"),
+        ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE"),
+        ({"RETENTION_INTERVAL_SECONDS": "soon"}, "RETENTION_INTERVAL_SECONDS"),
+    ]:
+        with pytest.raises(SettingsError, match=expected):
+            load_settings(env)
