@@ -76,10 +76,12 @@ def _strings(value: Any, name: str) -> list[str]:
     """A list of filter values: a JSON array of strings, or one comma-separated string."""
     if value is None:
         return []
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        raise ApiError(422, f"{name} must be a list of strings", field=name)
-    items = [v for v in items if v]
+    if isinstance(value, str):  # a query parameter: empty segments ("a,,b") are ignored
+        items = [v for v in value.split(",") if v]
+    else:
+        items = value
+        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+            raise ApiError(422, f"{name} must be a list of non-empty strings", field=name)
     if len(items) > MAX_FILTER_VALUES or any(len(v) > MAX_FILTER_VALUE_LEN for v in items):
         raise ApiError(
             422,

@@ -93,6 +93,7 @@ def test_bulk_body() -> None:
         ({"filter": {"status": ["PENDING"]}}, "filter.status"),
         ({"filter": {"name": "x" * 201}}, "filter.name"),
         ({"filter": {"queue": None}}, "filter.queue"),
+        ({"filter": {"queue": [""]}}, "filter.queue"),
         ({"filter": {}, "limit": 1.5}, "limit"),
     ],
 )
