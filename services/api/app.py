@@ -107,7 +107,12 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=MAX_BODY_BYTES,
-                per_path={"/api/workflows/batch": MAX_BATCH_BODY_BYTES},
+                # A bulk action names up to 1,000 workflow ids (36-byte UUIDs and longer).
+                per_path={
+                    "/api/workflows/batch": MAX_BATCH_BODY_BYTES,
+                    "/api/workflows/bulk/retry": MAX_BATCH_BODY_BYTES,
+                    "/api/workflows/bulk/cancel": MAX_BATCH_BODY_BYTES,
+                },
             ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, BodyTooLarge: _body_too_large},

@@ -73,15 +73,13 @@ def _time_ms(value: Any, name: str) -> int | None:
 
 
 def _strings(value: Any, name: str) -> list[str]:
-    """A list of filter values: a JSON array of strings, or one comma-separated string."""
+    """A list of filter values: a JSON array of non-empty strings (the dead-letter query's
+    comma-separated values arrive split into one)."""
     if value is None:
         return []
-    if isinstance(value, str):  # a query parameter: empty segments ("a,,b") are ignored
-        items = [v for v in value.split(",") if v]
-    else:
-        items = value
-        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
-            raise ApiError(422, f"{name} must be a list of non-empty strings", field=name)
+    items = value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        raise ApiError(422, f"{name} must be a list of non-empty strings", field=name)
     if len(items) > MAX_FILTER_VALUES or any(len(v) > MAX_FILTER_VALUE_LEN for v in items):
         raise ApiError(
             422,
@@ -97,8 +95,6 @@ def _strings(value: Any, name: str) -> list[str]:
 def _bool(value: Any, name: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    if value in ("true", "false"):
-        return bool(value == "true")
     raise ApiError(422, f"{name} must be true or false", field=name)
 
 
@@ -162,8 +158,15 @@ def parse_dead_letter_query(params: QueryParams) -> DeadLetterQuery:
             raise ApiError(400, f"{key} may be given once", field=key)
     raw: dict[str, Any] = {k: params.get(k) for k in FILTER_FIELDS if k in params}
     for key in ("status", "name", "queue"):
-        if key in params:
-            raw[key] = ",".join(params.getlist(key))
+        if key in params:  # repeated or comma-separated; empty segments ("a,,b") are ignored
+            raw[key] = [v for value in params.getlist(key) for v in value.split(",") if v]
+            if not raw[key]:
+                raise ApiError(400, f"{key} must name at least one value", field=key)
+    if "forked" in raw:
+        forked = raw["forked"]
+        if forked not in ("true", "false"):
+            raise ApiError(400, "forked must be true or false", field="forked")
+        raw["forked"] = forked == "true"
     try:
         f = parse_filter(raw, DEAD_STATUSES, DEAD_STATUSES)
     except ApiError as exc:

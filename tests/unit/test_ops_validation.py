@@ -94,6 +94,8 @@ def test_bulk_body() -> None:
         ({"filter": {"name": "x" * 201}}, "filter.name"),
         ({"filter": {"queue": None}}, "filter.queue"),
         ({"filter": {"queue": [""]}}, "filter.queue"),
+        ({"filter": {"queue": "q1,q2"}}, "filter.queue"),
+        ({"filter": {"forked": "true"}}, "filter.forked"),
         ({"filter": {}, "limit": 1.5}, "limit"),
     ],
 )
