@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from services.common.names import WORKFLOW_QUEUE
+from services.common.sql import create_engine
 from tests.conftest import running_stack
 from tests.integration.test_api import assert_matches, row_count
 from tests.support import Stack, enqueue, wait_for, wait_status
@@ -54,12 +56,35 @@ def failed(http: httpx.Client, **kw: Any) -> str:
     return workflow_id
 
 
+def stored_errors(stack: Stack, workflow_id: str) -> tuple[str | None, str | None]:
+    """workflow_status.error and workflow_output.error as DBOS wrote them."""
+    engine = create_engine(stack.database_url)
+    s = "dbos." if engine.dialect.name == "postgresql" else ""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    f"SELECT ws.error, wo.error FROM {s}workflow_status ws "
+                    f"LEFT JOIN {s}workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid "
+                    "WHERE ws.workflow_uuid = :w"
+                ),
+                {"w": workflow_id},
+            ).one()
+    finally:
+        engine.dispose()
+    return row[0], row[1]
+
+
 def test_a_failed_workflow_shows_its_error_input_and_steps(
-    http: httpx.Client, spec: dict[str, Any]
+    stack: Stack, http: httpx.Client, spec: dict[str, Any]
 ) -> None:
-    """The bug: fail-after ended ERROR with `error: null` (DBOS 3.4 keeps the error in
-    workflow_output, not in workflow_status.error, which the API read)."""
+    """The bug: fail-after ended ERROR with `error: null`: DBOS 3.4 keeps the error in
+    workflow_output, and the API read workflow_status.error, which it leaves NULL."""
     workflow_id = failed(http, steps=3, fail_after_steps=2)
+    status_error, output_error = stored_errors(stack, workflow_id)
+    assert status_error is None
+    assert output_error is not None
+    assert '"name":"IntendedFailure"' in output_error  # portable JSON, as the API enqueues
     detail = http.get(f"/api/workflows/{workflow_id}").json()
     assert detail["error"] == "IntendedFailure: failed on purpose after 2 of 3 steps"
     assert detail["input"] == {"num_steps": 3, "fail_after_steps": 2, "step_seconds": 0.05}
