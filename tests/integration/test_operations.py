@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from services.common.names import WORKFLOW_QUEUE
 from services.common.sql import create_engine
 from tests.conftest import running_stack
 from tests.integration.test_api import assert_matches, row_count
-from tests.support import Stack, enqueue, wait_for, wait_status
+from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
 
 
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])
@@ -401,3 +402,43 @@ def test_a_thousand_ids_fit_in_one_call(stack: Stack, http: httpx.Client) -> Non
     assert too_many.status_code == 422
     assert "at most 1000" in too_many.json()["error"]["message"]
     assert row_count(stack) == before
+
+
+def test_a_step_re_executed_after_a_crash_is_marked(database_url: str, tmp_path: Path) -> None:
+    """kill -9 a worker in the middle of a 1 s step; a peer recovers the workflow and runs that
+    step again: the steps answer shows 2 dispatches and that step (the first one finished in
+    the second dispatch) with attempts 2, every other step 1."""
+    fast = {
+        "WORKER_HEARTBEAT_SECONDS": "0.3",
+        "WORKER_DEAD_AFTER_SECONDS": "1.5",
+        "WORKER_RECOVERY_SWEEP_SECONDS": "0.5",
+    }
+    stack = Stack(database_url, tmp_path, **fast)
+    try:
+        stack.start_api()
+        doomed = stack.start_worker("doomed")
+        with stack.client() as http:
+            wf = enqueue(http, 12, step_seconds=1.0)
+            wait_steps(http, wf, 1)  # the doomed worker runs it
+            stack.start_worker("survivor")
+            # Just after a step finished, so the next one (output `running`) is mid-way.
+            now = http.get(f"/api/workflows/{wf}").json()["steps_completed"]
+            wait_steps(http, wf, now + 1)
+            time.sleep(0.3)
+            running = http.get(f"/api/workflows/{wf}").json()["steps_completed"]
+            assert running < 12, "finished before the crash; the machine is too slow for this"
+            doomed.proc.kill()
+            doomed.proc.wait()
+            done = wait_status(http, wf, {"SUCCESS", "ERROR"}, timeout=60)
+            assert done["workflow_status"] == "SUCCESS"
+            body = http.get(f"/api/workflows/{wf}/steps").json()
+    finally:
+        stack.stop()
+    assert body["dispatches"] == 2
+    demo = [s for s in body["steps"] if s["name"].endswith("demo_step")]
+    assert [s["output"] for s in demo] == list(range(12))
+    rerun = [s for s in body["steps"] if s["reexecuted"]]
+    assert len(rerun) == 1
+    assert rerun[0]["attempts"] == 2
+    assert rerun[0] == demo[running]  # the step the crash interrupted
+    assert all(s["attempts"] == 1 for s in body["steps"] if not s["reexecuted"])
