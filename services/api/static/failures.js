@@ -245,5 +245,9 @@
     }
   });
 
+  // The API may need a token (app.js asks for it): load again once one is given.
+  const tokenForm = document.getElementById("token-form");
+  if (tokenForm) tokenForm.addEventListener("submit", () => setTimeout(search, 300));
+
   search();
 })();
