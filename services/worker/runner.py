@@ -24,6 +24,7 @@ from services.common.executor_sql import ExecutorQueries
 from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
+from services.common.retention_sql import RetentionQueries
 from services.common.settings import Settings, SettingsError
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
@@ -35,6 +36,7 @@ from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics, active_workflows, register_wake_metrics
 from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
+from services.worker.retention import RetentionLoop
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
@@ -154,6 +156,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     metrics = WorkerMetrics(settings, app_version, queries)
     executors = ExecutorQueries(engine)
     liveness = Liveness(settings, app_version, executors, metrics.registry)
+    retention = RetentionLoop(settings, RetentionQueries(engine), metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 
@@ -194,6 +197,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         os._exit(1)
     liveness.start()
     deletion_cost = start_deletion_cost(settings)
+    retention.start()
     log.info("worker ready")
     stop.wait()
 
@@ -208,6 +212,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         listener.stop()
     if deletion_cost is not None:
         deletion_cost.stop()
+    retention.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
