@@ -80,6 +80,11 @@ class Settings:
     # Both.
     log_level: str
     log_format: str
+    # Worker side: finished workflows older than this are deleted (0: never), in batches of
+    # retention_batch_size, checked every retention_interval_seconds (services/worker/retention.py).
+    retention_max_age_seconds: float = 30 * 24 * 3600.0
+    retention_batch_size: int = 1000
+    retention_interval_seconds: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -310,6 +315,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             lambda n, r: _choice(n, r, ("debug", "info", "warning", "error")),
         ),
         log_format=get("LOG_FORMAT", "json", lambda n, r: _choice(n, r, ("json", "text"))),
+        retention_max_age_seconds=get(
+            "RETENTION_MAX_AGE_SECONDS",
+            "2592000",
+            lambda n, r: _float(n, r, 0.0, 100 * 365 * 86400.0),
+        ),
+        retention_batch_size=get(
+            "RETENTION_BATCH_SIZE", "1000", lambda n, r: _int(n, r, 1, 100_000)
+        ),
+        retention_interval_seconds=get(
+            "RETENTION_INTERVAL_SECONDS", "60", lambda n, r: _float(n, r, 0.1, 86400.0)
+        ),
     )
     if settings.worker_dead_after_seconds < 2 * settings.worker_heartbeat_seconds:
         # One late heartbeat must not get a live worker's work taken away.

@@ -100,3 +100,10 @@ def test_the_door_names_resolve() -> None:
     assert hasattr(door.workflow_registry(), "compute_app_version")
     assert callable(door.deserialize_value)
     assert callable(door.deserialize_exception)
+
+
+def test_deserialize_args_reads_portable_inputs() -> None:
+    """The API decodes a workflow's stored input (services/common/payloads.py) with it."""
+    raw = '{"positionalArgs":[],"namedArgs":{"num_steps":3}}'
+    decoded = door.deserialize_args(raw, "portable_json", door.DefaultSerializer())
+    assert decoded == {"args": (), "kwargs": {"num_steps": 3}}

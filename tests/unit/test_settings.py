@@ -222,3 +222,18 @@ def test_the_deletion_cost_needs_the_pod_name() -> None:
     assert settings.worker_pod_deletion_cost
     assert settings.pod_name == "qw-worker-abc"
     assert load_settings({}).worker_db_pool_size == 0  # 0: services/worker/pools.py decides
+
+
+def test_retention_settings() -> None:
+    default = load_settings({})
+    assert default.retention_max_age_seconds == 30 * 24 * 3600
+    assert (default.retention_batch_size, default.retention_interval_seconds) == (1000, 60)
+    off = load_settings({"RETENTION_MAX_AGE_SECONDS": "0", "RETENTION_BATCH_SIZE": "10"})
+    assert (off.retention_max_age_seconds, off.retention_batch_size) == (0, 10)
+    for env, expected in [
+        ({"RETENTION_MAX_AGE_SECONDS": "-1"}, "RETENTION_MAX_AGE_SECONDS"),
+        ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE"),
+        ({"RETENTION_INTERVAL_SECONDS": "soon"}, "RETENTION_INTERVAL_SECONDS"),
+    ]:
+        with pytest.raises(SettingsError, match=expected):
+            load_settings(env)
