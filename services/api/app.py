@@ -22,11 +22,13 @@ from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import health, page, queues, workflow_types, workflows
+from services.api.routes import events, health, page, queues, workflow_types, workflows
+from services.api.streams.broker import Broker
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
 from services.common.settings import Settings
-from services.common.sql import WorkflowQueries, create_engine
+from services.common.sql import create_engine
+from services.common.stream_sql import StreamQueries
 from services.common.versions_sql import VersionQueries
 from services.common.workflow_types import catalogue
 
@@ -62,9 +64,8 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
-    queries = WorkflowQueries(
-        create_engine(settings.database_url, pool_size=settings.api_pool_size)
-    )
+    queries = StreamQueries(create_engine(settings.database_url, pool_size=settings.api_pool_size))
+    broker = Broker(queries, settings.stream_poll_sec)
     registry = CollectorRegistry()
     registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
     registry.register(
@@ -84,11 +85,13 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         try:
             yield
         finally:
+            broker.close()
             app.state.client.destroy()
             queries.engine.dispose()
 
     app = Starlette(
         routes=[
+            *events.routes,  # before workflows': /api/workflows/events is not a workflow id
             *workflows.build_routes(declared),
             *workflow_types.routes,
             *queues.routes,
@@ -111,5 +114,6 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     app.state.settings = settings
     app.state.catalogue = declared
     app.state.queries = queries
+    app.state.broker = broker
     app.state.metrics_registry = registry
     return app

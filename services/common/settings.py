@@ -59,6 +59,8 @@ class Settings:
     api_pool_size: int
     api_tokens: tuple[str, ...]
     metrics_cache_sec: float
+    stream_poll_sec: float
+    stream_heartbeat_sec: float
     # Both.
     log_level: str
     log_format: str
@@ -260,6 +262,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_pool_size=get("API_DB_POOL_SIZE", "10", lambda n, r: _int(n, r, 1, 200)),
         api_tokens=_api_tokens(source),
         metrics_cache_sec=get("METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)),
+        stream_poll_sec=get("STREAM_POLL_SECONDS", "0.5", lambda n, r: _float(n, r, 0.05, 60.0)),
+        stream_heartbeat_sec=get(
+            "STREAM_HEARTBEAT_SECONDS", "15", lambda n, r: _float(n, r, 0.1, 300.0)
+        ),
         log_level=get(
             "LOG_LEVEL",
             "info",
