@@ -23,6 +23,7 @@ from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
 from services.api.routes import events, health, page, queues, workflow_types, workflows
+from services.api.stream_metrics import StreamCollector
 from services.api.streams.broker import Broker
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
@@ -75,6 +76,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             )
         )
     )
+    registry.register(StreamCollector(broker))
     http_metrics = register_http_metrics(registry)
     declared = catalogue(settings.max_num_steps, settings.default_step_seconds)
 

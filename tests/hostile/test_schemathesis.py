@@ -51,7 +51,11 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 SPEC = build_spec(catalogue(MAX_NUM_STEPS, float(service_env("")["DEFAULT_STEP_SECONDS"])))
-schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
+# The event streams stay open until their workflow ends, which a fuzzer's request timeout cannot
+# tell from a hang: tests/integration/test_streams.py covers their bad input instead.
+schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG).exclude(
+    operation_id=["streamWorkflowEvents", "streamWorkflowList"]
+)
 
 
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])

@@ -336,6 +336,8 @@ def test_openapi_describes_every_route(stack: Stack, spec: dict[str, Any]) -> No
         ("/api/workflows/{workflow_id}", "GET"),
         ("/api/workflows/{workflow_id}/cancel", "POST"),
         ("/api/workflows/{workflow_id}/resume", "POST"),
+        ("/api/workflows/events", "GET"),
+        ("/api/workflows/{workflow_id}/events", "GET"),
         ("/api/queues", "GET"),
         ("/healthz", "GET"),
         ("/readyz", "GET"),
