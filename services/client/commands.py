@@ -106,9 +106,16 @@ def _enqueue(api: Api, args: argparse.Namespace) -> Any:
             raise UsageError(f"--input is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise UsageError("--input must be a JSON object")
-        return api.call(
-            "POST", f"/api/workflows/{args.wtype}", body=body, query=query, headers=headers
-        )
+        try:
+            return api.call(
+                "POST", workflow_path(args.wtype), body=body, query=query, headers=headers
+            )
+        except ApiError as exc:
+            if exc.status in (404, 405):  # the path of a type the server does not declare
+                raise UsageError(
+                    f"unknown workflow type {args.wtype!r} (GET /api/workflow-types lists them)"
+                ) from None
+            raise
     if args.input is not None:
         raise UsageError("--input goes with --type, not --num-steps")
     demo: dict[str, Any] = {"num_steps": args.num_steps}
