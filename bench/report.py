@@ -444,6 +444,10 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         rows += _rows_latency(results["latency"])
     if "wake" in results:
         rows += _rows_wake(results["wake"])
+    if "streams" in results:
+        from bench.streams import rows as stream_rows  # bench.streams imports Row from here
+
+        rows += stream_rows(results["streams"])
     rows += _rows_memory(results.get("peak_rss_mib", {}))
     return rows
 
