@@ -21,7 +21,7 @@ from services.api.routes.workflows import _get_or_404 as get_or_404
 from services.api.serialize import workflow_json
 from services.api.streams.broker import Broker
 from services.api.streams.sse import event_stream
-from services.api.streams.topics import ListKey, workflow_event
+from services.api.streams.topics import ListKey, Subscription, workflow_event
 from services.api.validation import parse_list_query
 
 
@@ -48,10 +48,16 @@ async def workflow_events(request: Request) -> Response:
         # The client saw the end already: 204 tells EventSource to stop reconnecting.
         return Response(status_code=204)
     broker = _broker(request)
-    sub = broker.subscribe_workflow(workflow_id, current)
-    sub.last_id = last_id  # nothing is sent again that the client already has
-    sub.send(event)
-    return event_stream(sub, request.app.state.settings.stream_heartbeat_sec, broker.unsubscribe)
+
+    def subscribe() -> Subscription:
+        sub = broker.subscribe_workflow(workflow_id, current)
+        sub.last_id = last_id  # nothing is sent again that the client already has
+        sub.send(event)
+        return sub
+
+    return event_stream(
+        subscribe, request.app.state.settings.stream_heartbeat_sec, broker.unsubscribe
+    )
 
 
 async def list_events(request: Request) -> Response:
@@ -67,8 +73,12 @@ async def list_events(request: Request) -> Response:
         after=q.after,
     )
     broker = _broker(request)
-    sub = broker.subscribe_list(key, _last_event_id(request))
-    return event_stream(sub, request.app.state.settings.stream_heartbeat_sec, broker.unsubscribe)
+    last_id = _last_event_id(request)
+    return event_stream(
+        lambda: broker.subscribe_list(key, last_id),
+        request.app.state.settings.stream_heartbeat_sec,
+        broker.unsubscribe,
+    )
 
 
 # Before /api/workflows/{workflow_id} in the route table: "events" is not a workflow id here.

@@ -36,8 +36,13 @@ def frame(event: Event) -> bytes:
 
 
 async def _events(
-    sub: Subscription, heartbeat_sec: float, done: Callable[[Subscription], None]
+    subscribe: Callable[[], Subscription],
+    heartbeat_sec: float,
+    done: Callable[[Subscription], None],
 ) -> AsyncIterator[bytes]:
+    # Subscribed here, not by the route: a generator that never starts (the client left before
+    # the headers went out) never runs its `finally`, and would leave a subscriber behind.
+    sub = subscribe()
     try:
         yield f": stream open\nretry: {RETRY_MS}\n\n".encode()
         while True:
@@ -56,10 +61,12 @@ async def _events(
 
 
 def event_stream(
-    sub: Subscription, heartbeat_sec: float, done: Callable[[Subscription], None]
+    subscribe: Callable[[], Subscription],
+    heartbeat_sec: float,
+    done: Callable[[Subscription], None],
 ) -> StreamingResponse:
     return StreamingResponse(
-        _events(sub, heartbeat_sec, done),
+        _events(subscribe, heartbeat_sec, done),
         media_type="text/event-stream; charset=utf-8",
         headers=HEADERS,
     )
