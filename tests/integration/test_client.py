@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.conftest import running_stack
-from tests.support import Stack, free_port, wait_for, wait_status
+from tests.support import Stack, enqueue, free_port, wait_for, wait_status
 
 
 def qw(base: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,15 +86,21 @@ def test_watch_many_exits_0_when_all_succeed_and_1_when_one_fails(stack: Stack) 
         base, "enqueue", "--type", "fail-after", "--input",
         '{"num_steps": 3, "fail_after_steps": 1, "step_seconds": 0.2}',
     ).stdout.strip()  # fmt: skip
-    slow = qw(base, "enqueue", "--num-steps", "5", "--step-seconds", "0.5").stdout.strip()
+    # Delayed a few seconds, so the watch is surely running before it starts, however slowly
+    # this machine starts a process.
+    with stack.client() as client:
+        slow = enqueue(client, 4, step_seconds=0.3, delay_seconds=5)
     watched = qw(base, "watch", failing, slow, "--output", "json")
     assert watched.returncode == 1, watched.stderr
     states = [json.loads(line) for line in watched.stdout.splitlines()]
     final = {s["workflow_id"]: s["workflow_status"] for s in states}
     assert final == {failing: "ERROR", slow: "SUCCESS"}
-    progress = [s["steps_completed"] for s in states if s["workflow_id"] == slow]
-    assert progress == sorted(progress)
-    assert len(progress) >= 2  # live progress, not only the end
+    seen = [
+        (s["workflow_status"], s["steps_completed"]) for s in states if s["workflow_id"] == slow
+    ]
+    assert seen[0] == ("DELAYED", 0)  # every state as it came, not only the end
+    assert seen[-1] == ("SUCCESS", 4)
+    assert [n for _, n in seen] == sorted(n for _, n in seen)
 
 
 def test_watch_by_polling(stack: Stack) -> None:
