@@ -22,7 +22,7 @@ from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import events, health, page, queues, workflow_types, workflows
+from services.api.routes import events, health, page, queues, schedules, workflow_types, workflows
 from services.api.stream_metrics import StreamCollector
 from services.api.streams.broker import Broker
 from services.api.version_metrics import VersionCollector, VersionStatsCache
@@ -65,14 +65,18 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
-    queries = StreamQueries(create_engine(settings.database_url, pool_size=settings.api_pool_size))
-    broker = Broker(queries, settings.stream_poll_sec)
+    queries = StreamQueries(
+        create_engine(settings.database_url, pool_size=settings.api_db_pool_size)
+    )
+    broker = Broker(queries, settings.stream_poll_seconds)
     registry = CollectorRegistry()
-    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
+    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_seconds)))
     registry.register(
         VersionCollector(
             VersionStatsCache(
-                VersionQueries(queries.engine), settings.metrics_cache_sec, settings.dead_after_sec
+                VersionQueries(queries.engine),
+                settings.metrics_cache_seconds,
+                settings.worker_dead_after_seconds,
             )
         )
     )
@@ -96,6 +100,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             *events.routes,  # before workflows': /api/workflows/events is not a workflow id
             *workflows.build_routes(declared),
             *workflow_types.routes,
+            *schedules.routes,
             *queues.routes,
             *health.routes,
             *openapi.routes,

@@ -11,6 +11,11 @@ WORKFLOW_QUEUE: Final = "workflow-queue"
 DEMO_WORKFLOW: Final = "workflow"
 PROGRESS_EVENT: Final = "workflow_progress"
 
+# The workflow every schedule made through /api/schedules invokes: DBOS calls a scheduled workflow
+# with (scheduled_at, context), so this one reads the declared type and input from the context and
+# enqueues that type's workflow on its queue (services/worker/schedule_runner.py).
+SCHEDULE_WORKFLOW: Final = "queue-worker.schedule"
+
 # Every queue this application registers is the queue of a declared workflow type:
 # services/common/workflow_types.py (QUEUES).
 

@@ -19,7 +19,7 @@ def register_queues(settings: Settings) -> None:
         DBOS.register_queue(
             queue,
             worker_concurrency=settings.worker_concurrency,
-            polling_interval_sec=settings.polling_interval_sec,
+            polling_interval_sec=settings.worker_polling_interval_seconds,
             # Each release writes its own settings; an older replica still rolling out must not
             # overwrite them (DBOS's default conflict rule does exactly that).
             on_conflict="update_if_latest_version",

@@ -56,7 +56,7 @@ async def workflow_events(request: Request) -> Response:
         return sub
 
     return event_stream(
-        subscribe, request.app.state.settings.stream_heartbeat_sec, broker.unsubscribe
+        subscribe, request.app.state.settings.stream_heartbeat_seconds, broker.unsubscribe
     )
 
 
@@ -76,7 +76,7 @@ async def list_events(request: Request) -> Response:
     last_id = _last_event_id(request)
     return event_stream(
         lambda: broker.subscribe_list(key, last_id),
-        request.app.state.settings.stream_heartbeat_sec,
+        request.app.state.settings.stream_heartbeat_seconds,
         broker.unsubscribe,
     )
 
