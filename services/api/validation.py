@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,10 @@ MAX_FILTER_VALUE_LEN = 200
 
 
 # Enqueue options any request may carry beside the input (passed to DBOS's own options).
-OPTION_FIELDS = ("priority", "delay_seconds", "timeout_seconds")
+OPTION_FIELDS = ("priority", "delay_seconds", "timeout_seconds", "partition_key")
+# A tenant or customer id: printable, no spaces, bounded, so it is safe in logs, URLs and labels.
+MAX_PARTITION_KEY = 128
+PARTITION_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 MAX_DELAY_SECONDS = 30 * 24 * 3600.0
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
 MAX_BATCH_ITEMS = 1000
@@ -44,6 +48,8 @@ class EnqueueRequest:
     priority: int | None = None
     delay_seconds: float | None = None
     timeout_seconds: float | None = None
+    # The tenant whose per-key limits apply (queue_partition_key); None: DEFAULT_PARTITION_KEY.
+    partition_key: str | None = None
 
     @property
     def num_steps(self) -> int | None:
@@ -52,12 +58,15 @@ class EnqueueRequest:
 
     def fingerprint(self) -> str:
         """Identifies the request's content, to tell a retry from a reused Idempotency-Key."""
-        if (self.type.name, self.delay_seconds, self.timeout_seconds) == (DEMO, None, None):
+        plain = (self.delay_seconds, self.timeout_seconds, self.partition_key) == (None,) * 3
+        if self.type.name == DEMO and plain:
             # The demo's fingerprint as it was before the catalogue, so a retry of a request made
             # before an upgrade still matches the workflow it created.
             step_seconds = float(self.input["step_seconds"])
             return fingerprint([self.input["num_steps"], step_seconds, self.priority])
-        options = [self.priority, self.delay_seconds, self.timeout_seconds]
+        options: list[Any] = [self.priority, self.delay_seconds, self.timeout_seconds]
+        if self.partition_key is not None:  # absent keeps the fingerprints stored before it
+            options.append(self.partition_key)
         return fingerprint([self.type.name, self.input, options])
 
 
@@ -126,7 +135,8 @@ def _number(value: Any, name: str, lo: float, hi: float, *, exclusive_lo: bool =
 
 
 def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """priority, delay_seconds and timeout_seconds, each optional (null is the same as absent)."""
+    """priority, delay_seconds, timeout_seconds and partition_key, each optional (null is the
+    same as absent)."""
     out: dict[str, Any] = {}
     raw = values.get("priority")
     if raw is not None:
@@ -147,7 +157,21 @@ def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
             MAX_TIMEOUT_SECONDS,
             exclusive_lo=True,
         )
+    raw = values.get("partition_key")
+    if raw is not None:
+        out["partition_key"] = _partition_key(raw, f"{prefix}partition_key")
     return out
+
+
+def _partition_key(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not PARTITION_KEY.match(value):
+        raise ApiError(
+            422,
+            f"{name} must be 1-{MAX_PARTITION_KEY} characters: letters, digits and . _ : @ / + = -"
+            ", starting with a letter or digit",
+            field=name,
+        )
+    return value
 
 
 def parse_enqueue(body: dict[str, Any], catalogue: Catalogue) -> EnqueueRequest:
@@ -169,6 +193,9 @@ def parse_typed_enqueue(
     for name in OPTION_FIELDS:
         raw = params.get(name)
         if raw is None:
+            continue
+        if name == "partition_key":  # a string as sent: "42" is a tenant, not a number
+            values[name] = raw
             continue
         try:
             values[name] = json.loads(raw) if raw.strip() else raw

@@ -30,6 +30,13 @@ class Settings:
     # Worker side.
     worker_concurrency: int
     polling_interval_sec: float
+    # Fairness limits every queue is registered with (services/worker/queues.py): at most
+    # partition_concurrency workflows of one partition_key run at once, across all workers (None:
+    # no per-key limit, the queue is not partitioned); at most rate_limit workflows start per
+    # rate_period_sec on each queue (None: no rate limit).
+    partition_concurrency: int | None
+    rate_limit: int | None
+    rate_period_sec: float
     shutdown_grace_sec: float
     heartbeat_sec: float
     dead_after_sec: float
@@ -91,6 +98,12 @@ def _float(name: str, raw: str, lo: float, hi: float) -> float:
     if not lo <= value <= hi:  # also rejects nan
         raise SettingsError(f"{name}={value} is out of range (expected {lo}..{hi})")
     return value
+
+
+def _optional(source: Mapping[str, str], name: str, parse: Callable[[str, str], T]) -> T | None:
+    """A parsed value, or None when unset or empty (the limit is off)."""
+    raw = source.get(name)
+    return parse(name, raw) if raw else None
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -224,6 +237,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
         polling_interval_sec=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
+        ),
+        partition_concurrency=_optional(
+            source, "WORKER_PARTITION_CONCURRENCY", lambda n, r: _int(n, r, 1, 10_000)
+        ),
+        rate_limit=_optional(source, "WORKER_RATE_LIMIT", lambda n, r: _int(n, r, 1, 1_000_000)),
+        rate_period_sec=get(
+            "WORKER_RATE_PERIOD_SECONDS", "1.0", lambda n, r: _float(n, r, 0.001, 86400.0)
         ),
         shutdown_grace_sec=get(
             "WORKER_SHUTDOWN_GRACE_SECONDS", "30", lambda n, r: _float(n, r, 0.0, 3600.0)

@@ -1,4 +1,5 @@
-"""/api/queues: per queue, how many wait, how many run, and how old the oldest waiting one is."""
+"""/api/queues: per queue, how many wait, how many run, and how old the oldest waiting one is;
+of those waiting, how many could start now and what holds back the rest."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ async def list_queues(request: Request) -> Response:
                 "global_concurrency": s.global_concurrency,
                 "polling_interval_seconds": s.polling_interval_sec,
                 "registered": s.registered,
+                "runnable": s.runnable,
+                "held": dict(s.held),
             }
             for s in stats
         ]

@@ -29,7 +29,7 @@ from services.api.validation import (
 )
 from services.common.catalogue import Catalogue, WorkflowType
 from services.common.dbos_internals import DBOSWorkflowIDInUseError, client_engine
-from services.common.names import WORKFLOW_QUEUE
+from services.common.names import DEFAULT_PARTITION_KEY, WORKFLOW_QUEUE
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, WorkflowRow
 
@@ -57,6 +57,9 @@ def _options(req: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
         # num_steps lets the list show "0 of N" before the first step runs; the fingerprint
         # tells an idempotent retry from a different request reusing the same key.
         "attributes": {"queue": req.type.queue, "request_fingerprint": req.fingerprint()},
+        # Always a key (DEFAULT_PARTITION_KEY when none is sent): a partitioned queue dequeues
+        # only keyed rows, and an unpartitioned one ignores the key.
+        "queue_partition_key": req.partition_key or DEFAULT_PARTITION_KEY,
     }
     if req.num_steps is not None:
         options["attributes"]["num_steps"] = req.num_steps
@@ -159,6 +162,7 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
         "steps_completed": 0 if req.num_steps is not None else None,
         "num_steps": req.num_steps,
         "queue_name": req.type.queue,
+        "partition_key": req.partition_key or DEFAULT_PARTITION_KEY,
         "url": _location(workflow_id),
     }
     if replayed:
