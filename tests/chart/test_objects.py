@@ -423,6 +423,28 @@ def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
     assert pinned["image"] == f"queue-worker-worker@{digest}"
 
 
+def test_fairness_limits_reach_the_workers_and_parse() -> None:
+    env = env_of(_worker_container(render()))
+    assert not {"WORKER_PARTITION_CONCURRENCY", "WORKER_RATE_LIMIT"} & set(env)
+    c = _worker_container(
+        render(
+            set_values={
+                "worker.partitionConcurrency": "2",
+                "worker.rateLimit.limit": "50",
+                "worker.rateLimit.periodSeconds": "10",
+            }
+        )
+    )
+    env = env_of(c)
+    assert env["WORKER_PARTITION_CONCURRENCY"]["value"] == "2"
+    assert env["WORKER_RATE_LIMIT"]["value"] == "50"
+    assert env["WORKER_RATE_PERIOD_SECONDS"]["value"] == "10"
+    settings = load_settings({k: v["value"] for k, v in env.items() if "value" in v})
+    assert (settings.partition_concurrency, settings.rate_limit) == (2, 50)
+    assert settings.rate_period_sec == 10.0
+    assert "WORKER_PARTITION_CONCURRENCY" not in env_of(_api_container(render()))
+
+
 def test_without_the_migrations_job_workers_migrate_themselves() -> None:
     rendered = render_scenario(BY_NAME["minimal-external-url"])
     assert not rendered.of_kind("Job")
