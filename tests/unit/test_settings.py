@@ -67,6 +67,19 @@ def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
 
+def test_fairness_limits_are_off_unless_set() -> None:
+    off = load_settings({"WORKER_PARTITION_CONCURRENCY": "", "WORKER_RATE_LIMIT": ""})
+    assert (off.partition_concurrency, off.rate_limit, off.rate_period_sec) == (None, None, 1.0)
+    on = load_settings(
+        {
+            "WORKER_PARTITION_CONCURRENCY": "3",
+            "WORKER_RATE_LIMIT": "100",
+            "WORKER_RATE_PERIOD_SECONDS": "60",
+        }
+    )
+    assert (on.partition_concurrency, on.rate_limit, on.rate_period_sec) == (3, 100, 60.0)
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -100,6 +113,9 @@ def test_empty_values_mean_default() -> None:
         ({"POD_NAMESPACE": "-ns"}, "POD_NAMESPACE='-ns' is not a Kubernetes name"),
         ({"KUBERNETES_API_URL": "ftp://k8s"}, "KUBERNETES_API_URL='ftp://k8s' is not an http"),
         ({"DRAIN_MAX_REPLICAS": "0"}, "DRAIN_MAX_REPLICAS=0 is out of range"),
+        ({"WORKER_PARTITION_CONCURRENCY": "0"}, "WORKER_PARTITION_CONCURRENCY=0 is out of range"),
+        ({"WORKER_RATE_LIMIT": "many"}, "WORKER_RATE_LIMIT='many' is not an integer"),
+        ({"WORKER_RATE_PERIOD_SECONDS": "0"}, "WORKER_RATE_PERIOD_SECONDS=0.0 is out of range"),
         ({"DRAIN_INTERVAL_SECONDS": "soon"}, "DRAIN_INTERVAL_SECONDS='soon' is not a number"),
         (
             {"WORKER_HEARTBEAT_SECONDS": "10", "WORKER_DEAD_AFTER_SECONDS": "15"},
