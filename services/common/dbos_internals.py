@@ -49,6 +49,7 @@ __all__ = [
     "dbos_queue",
     "deserialize_exception",
     "deserialize_value",
+    "enqueue_many",
     "workflow_registry",
 ]
 
@@ -73,3 +74,52 @@ def client_engine(client: Any) -> Any:
     """A DBOSClient's SQLAlchemy engine, so a batch of enqueues shares one transaction
     (`enqueue_in_transaction` takes a connection; dbos 3.4 exposes no engine publicly)."""
     return client._sys_db.engine
+
+
+class _StatementRecorder:
+    """Stands in for a connection while DBOS builds one enqueue's INSERTs, recording each
+    statement and its values instead of running them. DBOS's `_execute_prepared` sends a caller's
+    connection whose dialect is not its engine's through `conn.execute(build(), values)`, which is
+    exactly what this records; `fetchone()` answering None is "the row is new", so DBOS goes on to
+    its workflow_input INSERT without checks that only apply to an existing row."""
+
+    dialect = object()  # never the engine's dialect: the plain execute() path above
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def execute(self, statement: Any, values: dict[str, Any]) -> _StatementRecorder:
+        self.calls.append((statement, values))
+        return self
+
+    def fetchone(self) -> None:
+        return None
+
+
+def enqueue_many(client: Any, conn: Any, items: list[tuple[Any, dict[str, Any]]]) -> list[str]:
+    """Enqueue every (EnqueueOptions, kwargs) in `conn`'s transaction with one executemany per
+    table, where `client.enqueue_in_transaction` sends two INSERT round trips per workflow.
+
+    Rows are built by DBOS's own code (the client's `_build_enqueue_status` and the system
+    database's `_insert_workflow_status`, recorded by _StatementRecorder), so they are the rows
+    `DBOSClient.enqueue` writes (tests/unit/test_dbos_internals.py and
+    tests/integration/test_enqueue_many.py compare them column by column). Only for workflows
+    with fresh ids (no Idempotency-Key): a conflicting id would not be detected row by row."""
+    from dbos._utils import generate_uuid
+
+    sys_db = client._sys_db
+    sys_db._apply_caller_schema(conn)
+    recorder = _StatementRecorder()
+    ids = []
+    for options, kwargs in items:
+        workflow_id, status = client._build_enqueue_status(options, **kwargs)
+        sys_db._insert_workflow_status(status, recorder, creator_xid=generate_uuid())
+        ids.append(workflow_id)
+    # One executemany per (table, columns): SQLAlchemy batches it into multi-row INSERTs.
+    groups: dict[tuple[str, tuple[str, ...]], tuple[Any, list[dict[str, Any]]]] = {}
+    for statement, values in recorder.calls:
+        key = (statement.table.name, tuple(values))
+        groups.setdefault(key, (statement, []))[1].append(values)
+    for statement, rows in groups.values():
+        conn.execute(statement, rows)
+    return ids

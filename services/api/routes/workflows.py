@@ -28,7 +28,11 @@ from services.api.validation import (
     parse_typed_enqueue,
 )
 from services.common.catalogue import Catalogue, WorkflowType
-from services.common.dbos_internals import DBOSWorkflowIDInUseError, client_engine
+from services.common.dbos_internals import (
+    DBOSWorkflowIDInUseError,
+    client_engine,
+    enqueue_many,
+)
 from services.common.names import DEFAULT_PARTITION_KEY, WORKFLOW_QUEUE
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, WorkflowRow
@@ -80,6 +84,14 @@ def _options(req: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
 def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -> str:
     handle: WorkflowHandle[Any] = client.enqueue(_options(req, workflow_id), **req.input)
     return handle.get_workflow_id()
+
+
+def write_group(client: DBOSClient, reqs: list[EnqueueRequest]) -> list[str]:
+    """Requests without an Idempotency-Key, in one transaction (the API's Coalescer groups the
+    concurrent ones; POST /api/workflows/batch sends its items when none has a key)."""
+    engine: sa.Engine = client_engine(client)
+    with engine.begin() as conn:
+        return enqueue_many(client, conn, [(_options(r, None), r.input) for r in reqs])
 
 
 def _check_replay(
@@ -139,7 +151,10 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
         replayed = _check_replay(
             await run_in_threadpool(queries.get_fingerprint, workflow_id), req.fingerprint()
         )
-    if not replayed:
+    if workflow_id is None:
+        # No key, so no id to collide with: grouped with concurrent requests (coalescer.py).
+        workflow_id = await request.app.state.coalescer.submit(req)
+    elif not replayed:
         try:
             workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
         except DBOSWorkflowIDInUseError:
@@ -209,7 +224,10 @@ async def enqueue_batch(request: Request) -> Response:
     _, client, queries = _state(request)
     _require_json(request)
     items = parse_batch(parse_json_object(await request.body()), request.app.state.catalogue)
-    ids = await run_in_threadpool(_enqueue_batch, client, queries, items)
+    if all(key is None for _, key in items):
+        ids = await run_in_threadpool(write_group, client, [req for req, _ in items])
+    else:
+        ids = await run_in_threadpool(_enqueue_batch, client, queries, items)
     log.debug("batch enqueued", extra={"count": len(ids)})
     return JSONResponse({"workflow_ids": ids}, status_code=202)
 
