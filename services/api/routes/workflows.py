@@ -94,11 +94,14 @@ def write_group(client: DBOSClient, reqs: list[EnqueueRequest]) -> list[str]:
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return enqueue_many(client, conn, items)
-    with engine.connect() as conn:
-        # psycopg's pipeline mode: BEGIN, both INSERTs and COMMIT go out together and the
-        # results come back at COMMIT, one round trip where they took four.
-        with conn.connection.driver_connection.pipeline(), conn.begin():  # type: ignore[union-attr]
-            return enqueue_many(client, conn, items)
+    # psycopg's pipeline mode: BEGIN, both INSERTs and COMMIT go out together and the results
+    # come back at COMMIT, one round trip where they took four.
+    with (
+        engine.connect() as conn,
+        conn.connection.driver_connection.pipeline(),  # type: ignore[union-attr]
+        conn.begin(),
+    ):
+        return enqueue_many(client, conn, items)
 
 
 def _check_replay(
