@@ -4,18 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-files cluster cluster-down clean
+.PHONY: help install dev test test-fast test-cluster lint typecheck check bench images chart-readme cluster cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/queue-worker: pyproject.toml
+# Every dependency, test and dev tool at the exact, hash-checked version of requirements/dev.txt
+# (scripts/lock.sh writes it from pyproject.toml), then the project itself on top.
+$(BIN)/queue-worker: pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
-install: $(BIN)/queue-worker  ## create .venv and install the project with its dev/test tools
+install: $(BIN)/queue-worker  ## create .venv and install the project with its locked dev/test tools
 
 dev: install  ## run the API and one worker on SQLite; open http://localhost:$(PORT)
 	$(BIN)/queue-worker dev --port $(PORT)
@@ -28,8 +31,8 @@ test-cluster: install  ## the Kubernetes tests: against $$KUBECONFIG, or a local
 	./scripts/test-deps.sh
 	./scripts/test-cluster.sh
 
-test-fast: install  ## unit tests only (no database, no browser)
-	$(BIN)/pytest tests/unit
+test-fast: install  ## seconds: unit tests and the API in process on SQLite (no Postgres, no browser)
+	$(BIN)/pytest tests/unit -q
 
 lint: install  ## ruff format check and lint
 	$(BIN)/ruff format --check .
@@ -47,8 +50,8 @@ bench: install  ## benchmarks; results in bench/results/ (BENCH_ARGS=--quick for
 images:  ## build both container images (see docs/kubernetes.md)
 	./scripts/images.sh
 
-chart-files:  ## copy deploy/ dashboards and rules into the chart (a test fails when they drift)
-	./scripts/sync-chart-files.sh
+chart-readme: install  ## regenerate charts/queue-worker/README.md from values.yaml (a test fails when stale)
+	$(BIN)/python scripts/chart-readme.py
 
 cluster: install  ## a local Kubernetes 1.34 built from the upstream modules; KUBECONFIG=.cluster/kubeconfig
 	./deploy/local-cluster/up.sh

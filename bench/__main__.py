@@ -1,7 +1,8 @@
 """`python -m bench [--quick] [--only SECTION ...]`: run the benchmarks and print a table of ratios.
 
 Sections: enqueue, list (with /metrics), workers, latency (with the idle worker's database cost),
-wake (wake-ups on enqueue and on completion, beside bare DBOS and procrastinate).
+wake (wake-ups on enqueue and on completion, beside bare DBOS and procrastinate), pools (the
+worker's DBOS pool at its default size vs the earlier concurrency + 5).
 Needs the machine's Postgres (BENCH_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres; loopback only) and wrk. Progress goes to stderr, the table to stdout; results are
 written to bench/results/<full|quick>.json and .md.
@@ -25,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from bench import enqueue, latency, listing, report, wake, workers
+from bench import enqueue, latency, listing, pool_size, report, wake, workers
 from bench.common import DEFAULT_ADMIN_URL, Bench, progress
 
 SECTIONS = {
@@ -34,6 +35,7 @@ SECTIONS = {
     "workers": workers.run,
     "latency": latency.run,
     "wake": wake.run,
+    "pools": pool_size.run,
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,18 +13,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import sqlalchemy as sa
 
-from services.common.names import APP_NAME, DEMO_WORKFLOW, WORKFLOW_QUEUE
-from tests.support import free_port as free_port  # one implementation, re-exported to bench
+from services.api.routes.workflows import enqueue_request as enqueue_request
+from services.api.validation import EnqueueRequest, parse_enqueue
+from services.common.names import APP_NAME
+from services.common.workflow_types import catalogue
+
+# One implementation of the process, port and wait helpers, shared with the tests (bench runs
+# from a checkout, where tests/ is a package); re-exported for the benchmark modules.
+from tests.support import ChildProcess, cli_argv
+from tests.support import free_port as free_port
+from tests.support import wait_for as wait_for
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOOPBACK = "127.0.0.1"
@@ -97,57 +104,13 @@ def db_name(url: str) -> str:
     return str(sa.make_url(url).database)
 
 
-class Proc:
-    """One child process with its output in a log file. Its peak RSS is read before it stops."""
+class Proc(ChildProcess):
+    """A benchmark's child process (its own session): its peak RSS is read before it stops."""
 
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        # Own session: a Ctrl-C on the terminal reaches only us, and we stop the children in order.
-        self.proc = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        super().__init__(name, argv, env, log_dir / f"{name}.log", new_session=True)
         self.peak_rss_mib: float | None = None
         self._terminated = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def _check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
-            )
-
-    def wait_http_ok(self, url: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name}: {url} did not answer 200 within {timeout}s")
-
-    def wait_log(self, text: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            if text in self.log():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name}: {text!r} not logged within {timeout}s")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time this process has used so far."""
@@ -178,14 +141,12 @@ class Proc:
                 progress(
                     f"{self.name} ignored SIGTERM for {timeout}s; killing it. Log:\n    {tail}"
                 )
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.kill()
 
 
 def service_argv(*args: str) -> list[str]:
     """`queue-worker <args>` with this interpreter (the project's venv)."""
-    return [sys.executable, "-m", "services.cli", *args]
+    return [*cli_argv(), *args]
 
 
 def module_argv(module: str, *args: str) -> list[str]:
@@ -364,20 +325,10 @@ def enqueue_client(url: str, pool_size: int = 10) -> Any:
     )
 
 
-def api_like_options(num_steps: int) -> dict[str, Any]:
-    """The EnqueueOptions the API builds for POST /api/workflows (portable inputs, attributes)."""
-    from dbos import WorkflowSerializationFormat
-
-    return {
-        "queue_name": WORKFLOW_QUEUE,
-        "workflow_name": DEMO_WORKFLOW,
-        "serialization_type": WorkflowSerializationFormat.PORTABLE,
-        "attributes": {
-            "num_steps": num_steps,
-            "queue": WORKFLOW_QUEUE,
-            "request_fingerprint": uuid.uuid4().hex,
-        },
-    }
+def api_request(num_steps: int, step_seconds: float) -> EnqueueRequest:
+    """The demo request as POST /api/workflows parses it (validated, defaults filled in): with
+    the API's own `enqueue_request` the benchmarks enqueue exactly what the API would."""
+    return parse_enqueue({"num_steps": num_steps, "step_seconds": step_seconds}, catalogue())
 
 
 def enqueue_backlog(
@@ -385,25 +336,15 @@ def enqueue_backlog(
 ) -> float:
     """Enqueue `count` demo workflows as the API would; returns the seconds it took."""
     client = enqueue_client(url, pool_size=threads)
+    request = api_request(num_steps, step_seconds)
     started = time.monotonic()
     try:
 
         def one(_: int) -> None:
-            client.enqueue(api_like_options(num_steps), num_steps, step_seconds)
+            enqueue_request(client, request)
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(one, range(count)))
     finally:
         client.destroy()
     return time.monotonic() - started
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")

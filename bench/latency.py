@@ -16,25 +16,22 @@ Then a few 10-step workflows go through each, to count the statements one workfl
 from __future__ import annotations
 
 import random
-import re
 import time
-from collections import Counter
-from pathlib import Path
 from typing import Any
-
-import psycopg
 
 from bench.common import (
     Bench,
     Proc,
-    api_like_options,
+    api_request,
     connect,
     db_name,
     enqueue_backlog,
     enqueue_client,
+    enqueue_request,
     progress,
     summarize_ms,
 )
+from bench.statements import StatementLog, backend_pids, count_statements
 from bench.workers import CONCURRENCY, wait_done
 
 DEFAULT_POLLING_SEC = 1.0  # WORKER_POLLING_INTERVAL_SECONDS default
@@ -46,6 +43,7 @@ def enqueue_to_start(bench: Bench) -> dict[str, Any]:
     url = bench.new_database("latency")
     workers = bench.start_workers(url, 1, concurrency=CONCURRENCY, polling_sec=DEFAULT_POLLING_SEC)
     client = enqueue_client(url, pool_size=2)
+    request = api_request(1, 0.0)
     rng = random.Random(7)
     count = 0
     try:
@@ -53,7 +51,7 @@ def enqueue_to_start(bench: Bench) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(rng.expovariate(rate))
-            client.enqueue(api_like_options(1), 1, 0.0)
+            enqueue_request(client, request)
             count += 1
         wait_done(url, count, timeout=60)
         with connect(url) as conn:
@@ -81,91 +79,7 @@ def enqueue_to_start(bench: Bench) -> dict[str, Any]:
     return out
 
 
-def _server_log(conn: psycopg.Connection[Any]) -> Path | None:
-    """The server's log file, if this process can read it."""
-    row = conn.execute("SELECT pg_current_logfile()").fetchone()
-    candidates: list[Path] = []
-    if row and row[0]:
-        data_dir = conn.execute("SHOW data_directory").fetchone()
-        path = Path(str(row[0]))
-        if not path.is_absolute() and data_dir is not None:
-            path = Path(str(data_dir[0])) / path
-        candidates.append(path)
-    # Debian's default: no logging collector, stderr redirected by pg_ctlcluster.
-    candidates += sorted(
-        Path("/var/log/postgresql").glob("postgresql-*-main.log"),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for path in candidates:
-        try:
-            with path.open("rb"):
-                return path
-        except OSError:
-            continue
-    return None
-
-
-_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK"}
-# Debian's log_line_prefix is '%m [%p] %q%u@%d ': the pid and the database are on every line.
-_STATEMENT = re.compile(
-    r"(?:\[(?P<pid>\d+)\] )?\S*@(?P<db>\S+) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)$"
-)
 PER_WORKFLOW_SAMPLE = 5  # 10-step, zero-wait demo workflows run through each idle worker
-
-
-def _count_statements(
-    text: str, databases: set[str], pids: set[int] | None = None
-) -> dict[str, Counter[str]]:
-    """Statements logged per database (only from `pids`, when given and the log shows pids)."""
-    counts: dict[str, Counter[str]] = {d: Counter() for d in databases}
-    for line in text.splitlines():
-        m = _STATEMENT.search(line)
-        if m is None or m.group("db") not in counts:
-            continue
-        if pids is not None and m.group("pid") and int(m.group("pid")) not in pids:
-            continue
-        sql = " ".join(m.group("sql").split())[:90]
-        counts[m.group("db")][sql] += 1
-    return counts
-
-
-def _xacts(admin_url: str, names: list[str]) -> dict[str, int]:
-    with connect(admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database"
-            " WHERE datname = ANY(%s)",
-            (names,),
-        ).fetchall()
-    return {str(d): int(n) for d, n in rows}
-
-
-def _backend_pids(admin_url: str, name: str) -> set[int]:
-    with connect(admin_url) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
-        return {int(r[0]) for r in rows}
-
-
-def _read_from(path: Path | None, offset: int) -> str:
-    if path is None:
-        return ""
-    with path.open("rb") as f:
-        f.seek(offset)
-        return f.read().decode(errors="replace")
-
-
-def _summarize(c: Counter[str], seconds: float) -> dict[str, Any]:
-    control = sum(n for sql, n in c.items() if sql.upper() in _CONTROL)
-    pings = c.get(";", 0)  # SQLAlchemy's pool_pre_ping: an empty statement per checkout
-    total = sum(c.values())
-    return {
-        "statements": total,
-        "statements_per_s": total / seconds,
-        "begins_per_s": c.get("BEGIN", 0) / seconds,
-        "pre_pings_per_s": pings / seconds,
-        "work_statements_per_s": (total - control - pings) / seconds,
-        "top_statements_per_s": {sql: round(n / seconds, 2) for sql, n in c.most_common(8)},
-    }
 
 
 def idle_cost(bench: Bench) -> dict[str, Any]:
@@ -173,10 +87,7 @@ def idle_cost(bench: Bench) -> dict[str, Any]:
     seconds = 12.0 if bench.quick else 30.0
     urls = {"ours": bench.new_database("idle_ours"), "bare": bench.new_database("idle_bare")}
     names = {k: db_name(u) for k, u in urls.items()}
-    for name in names.values():
-        bench.admin_exec(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
-    with connect(bench.admin_url) as conn:
-        log_path = _server_log(conn)
+    log = StatementLog(bench, names)
     ours: list[Proc] = []
     bare: list[Proc] = []
     try:
@@ -187,25 +98,18 @@ def idle_cost(bench: Bench) -> dict[str, Any]:
             urls["bare"], 1, concurrency=CONCURRENCY, polling_sec=DEFAULT_POLLING_SEC, bare=True
         )
         time.sleep(5.0)  # past start-up (migrations check, recovery, first heartbeats)
-        offset = log_path.stat().st_size if log_path else 0
-        x0 = _xacts(bench.admin_url, list(names.values()))
-        t0 = time.monotonic()
-        progress(f"idle: watching two idle workers for {seconds:.0f}s")
-        time.sleep(seconds)
-        x1 = _xacts(bench.admin_url, list(names.values()))
-        elapsed = time.monotonic() - t0
-        idle_text = _read_from(log_path, offset)
+        elapsed, entries = log.watch_idle(seconds, "two idle workers")
 
         # A few workflows through each. The bench's own connections (enqueue, checks) are left
         # out by keeping only the statements of the worker's backends, taken after the window.
-        offset = log_path.stat().st_size if log_path else 0
+        offset = log.offset()
         t2 = time.monotonic()
         for url in urls.values():
             enqueue_backlog(url, PER_WORKFLOW_SAMPLE, num_steps=10, step_seconds=0.0, threads=1)
         time.sleep(4.0)
-        pids = {k: _backend_pids(bench.admin_url, n) for k, n in names.items()}
+        pids = {k: backend_pids(bench.admin_url, n) for k, n in names.items()}
         busy_seconds = time.monotonic() - t2
-        busy_text = _read_from(log_path, offset)
+        busy_text = log.read_from(offset)
         for url in urls.values():
             wait_done(url, PER_WORKFLOW_SAMPLE, timeout=60)
     finally:
@@ -216,16 +120,12 @@ def idle_cost(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = {
         "polling_interval_sec": DEFAULT_POLLING_SEC,
         "seconds": elapsed,
-        "log_file": str(log_path) if log_path else None,
+        "log_file": str(log.path) if log.path else None,
     }
-    idle_counts = _count_statements(idle_text, set(names.values()))
     for kind, name in names.items():
-        entry: dict[str, Any] = {
-            "transactions_per_s": (x1.get(name, 0) - x0.get(name, 0)) / elapsed,
-        }
-        if log_path:
-            entry.update(_summarize(idle_counts[name], elapsed))
-            busy = _count_statements(busy_text, {name}, pids[kind])[name]
+        entry = entries[kind]
+        if log.path:
+            busy = count_statements(busy_text, {name}, pids[kind])[name]
             idle_rate = entry["statements_per_s"]
             entry["statements_per_workflow"] = (
                 sum(busy.values()) - idle_rate * busy_seconds
@@ -234,7 +134,7 @@ def idle_cost(bench: Bench) -> dict[str, Any]:
                 busy.get("BEGIN", 0) - entry["begins_per_s"] * busy_seconds
             ) / PER_WORKFLOW_SAMPLE
         out[kind] = entry
-    if log_path:
+    if log.path:
         out["ratio_statements"] = out["ours"]["statements_per_s"] / max(
             out["bare"]["statements_per_s"], 1e-9
         )

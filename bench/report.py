@@ -450,6 +450,31 @@ def _rows_memory(rss: dict[str, float]) -> list[Row]:
     return rows
 
 
+def _rows_pools(p: dict[str, Any]) -> list[Row]:
+    rows = []
+    for load in p["loads"]:
+        new, old = load["new"], load["old"]
+        rows += [
+            Row(
+                "Pools",
+                f"{load['load']}: throughput, DBOS pool {load['new_pool']} vs {load['old_pool']}",
+                f"{new['throughput_per_s']:.1f}/s",
+                f"{old['throughput_per_s']:.1f}/s",
+                load["throughput_ratio"],
+                ">= 0.9",
+                load["throughput_ratio"] >= 0.9,
+            ),
+            Row(
+                "Pools",
+                f"{load['load']}: peak connections (worker + 4 enqueuing)",
+                f"{new['peak_connections']:.0f}",
+                f"{old['peak_connections']:.0f}",
+                load["connections_ratio"],
+            ),
+        ]
+    return rows
+
+
 def build_rows(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     if "enqueue" in results:
@@ -463,6 +488,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         rows += _rows_latency(results["latency"])
     if "wake" in results:
         rows += _rows_wake(results["wake"])
+    if "pools" in results:
+        rows += _rows_pools(results["pools"])
     rows += _rows_memory(results.get("peak_rss_mib", {}))
     return rows
 

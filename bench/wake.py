@@ -45,10 +45,10 @@ from bench.common import (
     median,
     progress,
     summarize_ms,
-    wait_until,
+    wait_for,
 )
 from bench.enqueue import run_direct
-from bench.latency import _count_statements, _read_from, _server_log, _summarize, _xacts
+from bench.statements import StatementLog
 from bench.trivial import TRIVIAL_WORKFLOW
 from bench.workers import CONCURRENCY, CONNECTIONS_PER_WORKER, wait_done
 from services.common.names import WORKFLOW_QUEUE
@@ -138,7 +138,7 @@ def _wait_done(kind: str, url: str, count: int, timeout: float) -> None:
             ).fetchone()
         return row is not None and int(row[0]) >= count
 
-    wait_until(done, timeout=timeout, what=f"{count} procrastinate jobs")
+    wait_for(done, timeout=timeout, what=f"{count} procrastinate jobs")
 
 
 def _rows(kind: str, url: str) -> list[tuple[float, float, float, str]]:
@@ -277,36 +277,18 @@ def max_in_flight(rows: list[tuple[float, float, float, str]]) -> dict[str, int]
 def idle(bench: Bench) -> dict[str, Any]:
     seconds = 12.0 if bench.quick else 30.0
     urls = {kind: _new_db(bench, kind, "idle") for kind in KINDS}
-    names = {k: db_name(u) for k, u in urls.items()}
-    for name in names.values():
-        bench.admin_exec(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
-    with connect(bench.admin_url) as conn:
-        log_path = _server_log(conn)
+    log = StatementLog(bench, {k: db_name(u) for k, u in urls.items()})
     procs: list[Proc] = []
     try:
         procs = [_start(bench, kind, urls[kind]) for kind in KINDS]
         time.sleep(5.0)  # past start-up
-        offset = log_path.stat().st_size if log_path else 0
-        x0 = _xacts(bench.admin_url, list(names.values()))
-        t0 = time.monotonic()
-        progress(f"idle: watching three idle workers for {seconds:.0f}s")
-        time.sleep(seconds)
-        x1 = _xacts(bench.admin_url, list(names.values()))
-        elapsed = time.monotonic() - t0
-        text = _read_from(log_path, offset)
+        elapsed, entries = log.watch_idle(seconds, "three idle workers")
     finally:
         bench.stop_all(procs)
         for url in urls.values():
             bench.drop_database(url)
-    counts = _count_statements(text, set(names.values()))
-    out: dict[str, Any] = {"seconds": elapsed, "log_file": str(log_path) if log_path else None}
-    for kind, name in names.items():
-        entry: dict[str, Any] = {
-            "transactions_per_s": (x1.get(name, 0) - x0.get(name, 0)) / elapsed
-        }
-        if log_path:
-            entry.update(_summarize(counts[name], elapsed))
-        out[kind] = entry
+    out: dict[str, Any] = {"seconds": elapsed, "log_file": str(log.path) if log.path else None}
+    out.update(entries)
     progress(
         "idle statements/s: "
         + ", ".join(f"{k} {out[k].get('statements_per_s', float('nan')):.1f}" for k in KINDS)

@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg
 
-from bench.common import Bench, connect, enqueue_backlog, median, percentile, progress, wait_until
+from bench.common import Bench, connect, enqueue_backlog, median, percentile, progress, wait_for
 
 CONCURRENCY = 10  # WORKER_CONCURRENCY, the project's default
 # Measured: one worker process at concurrency 10 holds up to ~16 connections under load.
+# The most a worker at CONCURRENCY opens (services/worker/pools.py), for wait_for_connections.
 CONNECTIONS_PER_WORKER = 17
 
 
@@ -42,7 +43,7 @@ def wait_done(url: str, count: int, timeout: float) -> None:
             raise RuntimeError(f"{failed} workflows failed in {url}")
         return ok >= count
 
-    wait_until(done, timeout=timeout, interval=0.2, what=f"{count} workflows to succeed")
+    wait_for(done, timeout=timeout, interval=0.2, what=f"{count} workflows to succeed")
 
 
 def timings(url: str) -> dict[str, float]:

@@ -5,13 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export NEEDRESTART_SUSPEND=1
 bash "$here/test-deps.d/10-postgres.sh"
+. "$here/apt-install.sh"
 if ! command -v wrk >/dev/null; then
-  if ! command -v apt-get >/dev/null; then
-    echo "bench-deps: wrk is missing; install it with your package manager" >&2
-    exit 1
-  fi
-  echo "bench-deps: installing wrk"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends wrk >/dev/null
+  apt_install bench-deps "wrk is missing; install it with your package manager" wrk
 fi

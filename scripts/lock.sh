@@ -2,7 +2,10 @@
 # Regenerates the lock files the images install from (requirements/*.txt, with hashes):
 #   runtime.txt  the service's dependencies from pyproject.toml, for every platform (--universal)
 #   build.txt    the installer (uv) the Dockerfiles use in their builder stage
-# Run after changing [project.dependencies] in pyproject.toml or requirements/build.in;
+#   dev.txt      the runtime dependencies plus the dev and test tools (the `dev` extra: ruff, mypy,
+#                pytest and its plugins, schemathesis, selenium, ...): what `make install` installs
+# Run after changing [project.dependencies] or the extras in pyproject.toml, or
+# requirements/build.in;
 # tests/chart/test_build_inputs.py fails while the lock no longer satisfies pyproject.toml.
 # Pass --upgrade to move every pin to the newest allowed release.
 set -euo pipefail
@@ -19,3 +22,4 @@ common=(--universal --python-version 3.11 --generate-hashes --quiet --no-config
   --custom-compile-command scripts/lock.sh "$@")
 "$uv" pip compile "${common[@]}" pyproject.toml -o requirements/runtime.txt
 "$uv" pip compile "${common[@]}" requirements/build.in -o requirements/build.txt
+"$uv" pip compile "${common[@]}" --extra dev pyproject.toml -o requirements/dev.txt

@@ -127,12 +127,9 @@ def running_stack(
         url = new_pg_database(admin, request.getfixturevalue("pg_template"))
     else:
         url = new_sqlite_database(request.getfixturevalue("sqlite_template"), workdir)
-    stack = Stack(url, workdir, **env)
     try:
-        stack.start_api()
-        stack.start_worker()
-        yield stack
+        with Stack(url, workdir, **env).running() as stack:
+            yield stack
     finally:
-        stack.stop()
         if backend == "postgres":
             drop_pg_database(admin, url)

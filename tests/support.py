@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,31 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
-class ServiceProcess:
-    """One `queue-worker <command>` child process with its output captured to a log file."""
+class ChildProcess:
+    """One child process with its output captured to a log file (the tests' services and the
+    benchmarks' processes alike). `new_session`: its own process group, so a Ctrl-C on the
+    terminal reaches only the parent, which stops its children in order."""
 
     def __init__(
-        self, args: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
+        *,
+        new_session: bool = False,
     ) -> None:
-        self.args = args
+        self.name = name
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
+            argv,
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=cwd,
+            start_new_session=new_session,
         )
 
     @property
@@ -90,18 +100,44 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+            )
+
     def wait_http_ok(self, url: str, timeout: float = 60.0) -> None:
         def ok() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.args[0]} exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
-                )
+            self.check_alive()
             try:
                 return httpx.get(url, timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_for(ok, timeout=timeout, what=f"{url} to answer 200")
+        wait_for(ok, timeout=timeout, what=f"{self.name}: {url} to answer 200")
+
+    def wait_log(self, text: str, timeout: float = 60.0) -> None:
+        def logged() -> bool:
+            self.check_alive()
+            return text in self.log()
+
+        wait_for(logged, timeout=timeout, what=f"{self.name}: {text!r} in its log")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+class ServiceProcess(ChildProcess):
+    """One `queue-worker <command>` child process of this interpreter (the project's venv)."""
+
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
+        super().__init__(args[0], [*cli_argv(), *args], env, log_path, cwd)
+        self.args = args
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait; returns the exit code (kills and fails if it hangs)."""
@@ -112,15 +148,14 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"{self.args[0]} ignored SIGTERM for {timeout}s") from None
+            raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s") from None
         finally:
             self._log.close()
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+
+def cli_argv() -> list[str]:
+    """`queue-worker` as this interpreter runs it."""
+    return [sys.executable, "-m", "services.cli"]
 
 
 SOURCE = Path(__file__).resolve().parents[1] / "services"
@@ -217,6 +252,16 @@ class Stack:
             if proc.proc.poll() is None:
                 with contextlib.suppress(AssertionError):
                     proc.terminate(timeout=20)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        """The API and one worker, stopped on the way out whatever happened."""
+        try:
+            self.start_api()
+            self.start_worker()
+            yield self
+        finally:
+            self.stop()
 
 
 def enqueue(client: httpx.Client, num_steps: int, **fields: Any) -> str:

@@ -12,8 +12,5 @@ for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetwork
   need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
-command -v apt-get >/dev/null || { echo "cluster: install ${need[*]} (Debian package names)" >&2; exit 1; }
-echo "cluster: installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1  # never restart services (e.g. Postgres) mid-run
-apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${need[@]}" >/dev/null
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/apt-install.sh"
+apt_install cluster "install ${need[*]} (Debian package names)" "${need[@]}"

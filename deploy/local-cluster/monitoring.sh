@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The autoscaling signal path of the local cluster (called by up.sh with the state dir):
 #   Prometheus (Debian's) scrapes the API's and the workers' /metrics of the chart's pods, found
-#   through the API server by pod_targets.py, with the project's recording rules (deploy/prometheus/);
+#   through the API server by pod_targets.py, with the project's recording rules (charts/queue-worker/files/prometheus/);
 #   prometheus-adapter serves queue_worker_queue_backlog as an External metric, configured from the
 #   same rules users give the upstream adapter chart (deploy/prometheus-adapter/values.yaml), and is
 #   registered with the aggregation layer as v1beta1.external.metrics.k8s.io.
@@ -28,7 +28,7 @@ echo "[]" >"$cfg/pod-targets.json"
 start pod-targets python3 "$here/pod_targets.py" "$bin/kubectl" "$state/kubeconfig" "$cfg/pod-targets.json"
 cat >"$cfg/prometheus.yaml" <<EOF
 global: {scrape_interval: 5s, evaluation_interval: 5s}
-rule_files: [$root/deploy/prometheus/recording-rules.yaml]
+rule_files: [$root/charts/queue-worker/files/prometheus/recording-rules.yaml]
 scrape_configs:
   - job_name: queue-worker
     file_sd_configs: [{files: ["$cfg/pod-targets.json"], refresh_interval: 5s}]

@@ -107,6 +107,9 @@ start etcd "$bin/etcd" --name qw --data-dir "$var/etcd" \
 wait_for etcd 30 curl -fsS http://127.0.0.1:2381/health
 
 say "kube-apiserver"
+# HPAScaleToZero (alpha): an HPA with minReplicas 0 on External metrics, i.e. scale-to-zero and
+# back with the upstream controller (worker.autoscaling.minReplicas: 0; docs/kubernetes.md).
+FEATURE_GATES=HPAScaleToZero=true
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers http://127.0.0.1:2379 \
   --bind-address 0.0.0.0 --secure-port "$API_PORT" --advertise-address "$NODE_IP" \
@@ -128,7 +131,8 @@ start kube-apiserver "$bin/kube-apiserver" \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$pki/front-proxy-client.crt" \
   --proxy-client-key-file "$pki/front-proxy-client.key" \
-  --enable-aggregator-routing=true
+  --enable-aggregator-routing=true \
+  --feature-gates "$FEATURE_GATES"
 wait_for kube-apiserver 90 kctl get --raw /readyz
 
 say "kube-controller-manager, kube-scheduler"
@@ -139,7 +143,8 @@ start kube-controller-manager "$bin/kube-controller-manager" \
   --bind-address 127.0.0.1 --leader-elect=false --use-service-account-credentials \
   --service-account-private-key-file "$pki/service-account.key" --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-  --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*,-nodeipam'
+  --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*,-nodeipam' \
+  --feature-gates "$FEATURE_GATES"
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$cfg/scheduler.kubeconfig" \
   --authentication-kubeconfig "$cfg/scheduler.kubeconfig" \
   --authorization-kubeconfig "$cfg/scheduler.kubeconfig" \

@@ -7,6 +7,7 @@
 #   a `trust` line for 127.0.0.1/32 is added and the server reloaded; elsewhere it says what to do
 #   and exits non-zero, because changing a developer's authentication is not ours to decide.
 set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/apt-install.sh"
 if [ -n "${TEST_DATABASE_URL:-}" ]; then exit 0; fi
 
 if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
@@ -14,10 +15,7 @@ if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/nu
     echo "test-deps: no Postgres here: set TEST_DATABASE_URL (or install Docker for testcontainers)"
     exit 0
   fi
-  echo "test-deps: installing postgresql"
-  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1  # never restart services mid-run
-  apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q postgresql >/dev/null
+  apt_install --with-recommends test-deps "" postgresql
 fi
 
 version=$(ls /etc/postgresql | sort -V | tail -1)

@@ -5,18 +5,13 @@
 # --network host and talks to 127.0.0.1 only. Its log: $QW_CACHE/dockerd.log, its pid: $QW_CACHE/dockerd.pid
 # (stop it with: kill "$(cat ~/.cache/queue-worker/dockerd.pid)").
 set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/apt-install.sh"
 cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 mkdir -p "$cache"
 
 if ! command -v dockerd >/dev/null; then
-  if ! command -v apt-get >/dev/null; then
-    echo "test-deps: no dockerd and no apt-get: install Docker to run the container tests" >&2
-    exit 1
-  fi
-  echo "test-deps: installing docker.io"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q docker.io >/dev/null
+  apt_install --with-recommends test-deps \
+    "no dockerd and no apt-get: install Docker to run the container tests" docker.io
 fi
 
 if docker info >/dev/null 2>&1; then exit 0; fi

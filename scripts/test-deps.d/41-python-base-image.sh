@@ -4,6 +4,7 @@
 # official slim Python image instead; see Dockerfile.api). The root filesystem is cached as a
 # tarball in $QW_CACHE so a pruned Docker engine gets it back in seconds.
 set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/apt-install.sh"
 image=${QW_BASE_IMAGE:-local/python-base}
 cache=${QW_CACHE:-${HOME:-$(cd ~ && pwd)}/.cache/queue-worker}
 tarball=$cache/python-base-bookworm.tar
@@ -13,10 +14,7 @@ if docker image inspect "$image" >/dev/null 2>&1; then exit 0; fi
 
 if [ ! -s "$tarball" ]; then
   if ! command -v debootstrap >/dev/null; then
-    echo "test-deps: installing debootstrap"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=300 install -y -q debootstrap >/dev/null
+    apt_install --with-recommends test-deps "install debootstrap" debootstrap
   fi
   mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}

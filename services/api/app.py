@@ -24,7 +24,7 @@ from services.api.coalescer import Coalescer
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import health, page, queues, workflow_types, workflows
+from services.api.routes import health, page, queues, schedules, workflow_types, workflows
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.names import APP_NAME
 from services.common.settings import Settings
@@ -69,14 +69,16 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
     queries = WorkflowQueries(
-        create_engine(settings.database_url, pool_size=settings.api_pool_size)
+        create_engine(settings.database_url, pool_size=settings.api_db_pool_size)
     )
     registry = CollectorRegistry()
-    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_sec)))
+    registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_seconds)))
     registry.register(
         VersionCollector(
             VersionStatsCache(
-                VersionQueries(queries.engine), settings.metrics_cache_sec, settings.dead_after_sec
+                VersionQueries(queries.engine),
+                settings.metrics_cache_seconds,
+                settings.worker_dead_after_seconds,
             )
         )
     )
@@ -102,6 +104,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         routes=[
             *workflows.build_routes(declared),
             *workflow_types.routes,
+            *schedules.routes,
             *queues.routes,
             *health.routes,
             *openapi.routes,

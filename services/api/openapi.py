@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services import __version__
+from services.api.openapi_schedules import schedule_paths, schedule_schemas
 from services.api.validation import (
     DEFAULT_LIMIT,
     MAX_BATCH_ITEMS,
@@ -103,6 +104,15 @@ _OPTIONS: dict[str, Any] = {
         "minimum": 0,
         "maximum": MAX_DELAY_SECONDS,
         "description": "Run no earlier than this many seconds from now (status DELAYED until).",
+    },
+    "run_at": {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": (
+            "Run no earlier than this RFC 3339 time with an offset (e.g. 2026-01-31T09:00:00Z),"
+            " instead of delay_seconds (not both). A past time runs at once; at most"
+            f" {MAX_DELAY_SECONDS / 86400:g} days ahead."
+        ),
     },
     "timeout_seconds": {
         "type": ["number", "null"],
@@ -309,6 +319,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
         },
     }
+    schemas.update(schedule_schemas(catalogue))
     ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in schemas}
     workflow_action = {
         "parameters": [_WORKFLOW_ID_PARAM],
@@ -495,6 +506,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             }
         },
     }
+    paths.update(schedule_paths())
     for path, item in paths.items():
         if path.startswith("/api/"):
             for operation in item.values():

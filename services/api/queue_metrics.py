@@ -5,8 +5,9 @@ index-only count per replica per METRICS_CACHE_SECONDS. Every known or registere
 exported with zeros included, so a series never vanishes while its queue is idle.
 
 Every API replica exports the same values: aggregate them with max, never sum (the recording rule
-queue_worker:queue_backlog:max in deploy/prometheus/ does; it feeds the autoscaler, and counts
-only the runnable part of the backlog: queue_worker_queue_runnable, not _depth).
+queue_worker:queue_backlog:max in charts/queue-worker/files/prometheus/ does; it feeds the
+autoscaler, and counts only the runnable part of the backlog: queue_worker_queue_runnable, not
+_depth).
 """
 
 from __future__ import annotations

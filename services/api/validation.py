@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -28,11 +29,11 @@ MAX_FILTER_VALUE_LEN = 200
 
 
 # Enqueue options any request may carry beside the input (passed to DBOS's own options).
-OPTION_FIELDS = ("priority", "delay_seconds", "timeout_seconds", "partition_key")
+OPTION_FIELDS = ("priority", "delay_seconds", "run_at", "timeout_seconds", "partition_key")
 # A tenant or customer id: printable, no spaces, bounded, so it is safe in logs, URLs and labels.
 MAX_PARTITION_KEY = 128
 PARTITION_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
-MAX_DELAY_SECONDS = 30 * 24 * 3600.0
+MAX_DELAY_SECONDS = 30 * 24 * 3600.0  # also bounds run_at: at most this far from now
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
 MAX_BATCH_ITEMS = 1000
 BATCH_ITEM_FIELDS = ("type", "input", "idempotency_key", *OPTION_FIELDS)
@@ -48,8 +49,21 @@ class EnqueueRequest:
     priority: int | None = None
     delay_seconds: float | None = None
     timeout_seconds: float | None = None
+    # An absolute start time (run_at); the delay is computed from it when the row is written, so
+    # a retry of the same body later still has the same fingerprint.
+    run_at: datetime | None = None
     # The tenant whose per-key limits apply (queue_partition_key); None: DEFAULT_PARTITION_KEY.
     partition_key: str | None = None
+
+    def delay(self) -> float | None:
+        """Seconds to hold the workflow back from now (None: runnable at once)."""
+        if self.run_at is None:
+            return self.delay_seconds
+        try:
+            seconds = (self.run_at - datetime.now(UTC)).total_seconds()
+        except OverflowError:  # year 1 with a positive offset: long past
+            return None
+        return seconds if seconds > 0 else None
 
     @property
     def num_steps(self) -> int | None:
@@ -58,14 +72,17 @@ class EnqueueRequest:
 
     def fingerprint(self) -> str:
         """Identifies the request's content, to tell a retry from a reused Idempotency-Key."""
-        plain = (self.delay_seconds, self.timeout_seconds, self.partition_key) == (None,) * 3
+        options_given = (self.delay_seconds, self.timeout_seconds, self.run_at, self.partition_key)
+        plain = options_given == (None,) * 4
         if self.type.name == DEMO and plain:
             # The demo's fingerprint as it was before the catalogue, so a retry of a request made
             # before an upgrade still matches the workflow it created.
             step_seconds = float(self.input["step_seconds"])
             return fingerprint([self.input["num_steps"], step_seconds, self.priority])
         options: list[Any] = [self.priority, self.delay_seconds, self.timeout_seconds]
-        if self.partition_key is not None:  # absent keeps the fingerprints stored before it
+        if self.run_at is not None:  # appended only when given: older fingerprints still match
+            options.append(self.run_at.isoformat())
+        if self.partition_key is not None:  # likewise
             options.append(self.partition_key)
         return fingerprint([self.type.name, self.input, options])
 
@@ -120,6 +137,12 @@ def _input(wtype: WorkflowType, value: Any, prefix: str | None = None) -> dict[s
         raise ApiError(422, err.message, field=err.field) from None
 
 
+def validate_input(wtype: WorkflowType, value: Any, prefix: str | None = None) -> dict[str, Any]:
+    """A type's input checked against its schema (defaults filled in); a 422 naming the field,
+    placed under `prefix` (e.g. "input.num_steps")."""
+    return _input(wtype, value, prefix)
+
+
 def _number(value: Any, name: str, lo: float, hi: float, *, exclusive_lo: bool = False) -> float:
     ok = (
         isinstance(value, int | float)
@@ -134,9 +157,50 @@ def _number(value: Any, name: str, lo: float, hi: float, *, exclusive_lo: bool =
     return float(value)
 
 
+# RFC 3339 (section 5.6): a date, "T", a time and an offset ("Z" or +hh:mm); no local times.
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_timestamp(value: Any, name: str) -> datetime:
+    """An RFC 3339 timestamp with an offset, e.g. 2026-01-31T09:00:00Z or ...T10:00:00+01:00."""
+    match = _RFC3339.match(value) if isinstance(value, str) else None
+    parsed = None
+    if match:
+        date, time, fraction, offset = match.groups()
+        fraction = (fraction or "")[:7]  # datetime keeps microseconds
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        try:
+            parsed = datetime.fromisoformat(f"{date}T{time}{fraction}{offset}")
+        except ValueError:  # 2026-02-30, 25:00:00, +24:00
+            parsed = None
+    if parsed is None:
+        raise ApiError(
+            422,
+            f"{name} must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T09:00:00Z",
+            field=name,
+        )
+    return parsed
+
+
+def parse_run_at(value: Any, name: str) -> datetime:
+    """run_at: a time in the past runs at once (like delay_seconds 0); more than
+    MAX_DELAY_SECONDS ahead is refused, the same bound as delay_seconds."""
+    run_at = parse_timestamp(value, name)
+    try:
+        ahead = (run_at - datetime.now(UTC)).total_seconds()
+    except OverflowError:  # only at the ends of the calendar (year 1 or 9999 with an offset)
+        ahead = math.inf if run_at.year > 1 else -math.inf
+    if ahead > MAX_DELAY_SECONDS:
+        days = MAX_DELAY_SECONDS / 86400
+        raise ApiError(422, f"{name} must be at most {days:g} days from now", field=name)
+    return run_at
+
+
 def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """priority, delay_seconds, timeout_seconds and partition_key, each optional (null is the
-    same as absent)."""
+    """priority, delay_seconds (or run_at), timeout_seconds and partition_key, each optional
+    (null is the same as absent)."""
     out: dict[str, Any] = {}
     raw = values.get("priority")
     if raw is not None:
@@ -149,6 +213,11 @@ def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
         out["delay_seconds"] = _number(
             values["delay_seconds"], f"{prefix}delay_seconds", 0, MAX_DELAY_SECONDS
         )
+    if values.get("run_at") is not None:
+        name = f"{prefix}run_at"
+        if "delay_seconds" in out:
+            raise ApiError(422, f"{name}: give run_at or delay_seconds, not both", field=name)
+        out["run_at"] = parse_run_at(values["run_at"], name)
     if values.get("timeout_seconds") is not None:
         out["timeout_seconds"] = _number(
             values["timeout_seconds"],
@@ -196,6 +265,10 @@ def parse_typed_enqueue(
             continue
         if name == "partition_key":  # a string as sent: "42" is a tenant, not a number
             values[name] = raw
+            continue
+        if name == "run_at":
+            # A query string turns an unencoded "+" into a space; an RFC 3339 time has no space.
+            values[name] = raw.replace(" ", "+")
             continue
         try:
             values[name] = json.loads(raw) if raw.strip() else raw

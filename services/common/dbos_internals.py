@@ -20,8 +20,11 @@ from dbos._core import ActiveWorkflowById, WorkflowHandleFuture
 
 # Exceptions dbos 3.4 raises but does not export: a cancelled workflow and a conflicting id
 # (instrumentation counts them apart from failures), and an id already in use (the API's
-# idempotent enqueue with workflow_id_reuse_policy="reject" answers from the stored row).
+# idempotent enqueue with workflow_id_reuse_policy="reject" answers from the stored row). And
+# DBOSException itself, the only error DBOSClient.create_schedule raises for a name taken between
+# the API's check and its insert (/api/schedules answers that 409).
 from dbos._error import (
+    DBOSException,
     DBOSWorkflowCancelledError,
     DBOSWorkflowConflictIDError,
     DBOSWorkflowIDInUseError,
@@ -38,6 +41,7 @@ from dbos._serialization import (
 
 __all__ = [
     "ActiveWorkflowById",
+    "DBOSException",
     "DBOSPortableJSON",
     "DBOSWorkflowCancelledError",
     "DBOSWorkflowConflictIDError",

@@ -16,6 +16,11 @@ PROGRESS_EVENT: Final = "workflow_progress"
 # forever), and a queue can become partitioned by a later configuration change.
 DEFAULT_PARTITION_KEY: Final = "default"
 
+# The workflow every schedule made through /api/schedules invokes: DBOS calls a scheduled workflow
+# with (scheduled_at, context), so this one reads the declared type and input from the context and
+# enqueues that type's workflow on its queue (services/worker/schedule_runner.py).
+SCHEDULE_WORKFLOW: Final = "queue-worker.schedule"
+
 # Every queue this application registers is the queue of a declared workflow type:
 # services/common/workflow_types.py (QUEUES).
 

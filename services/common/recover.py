@@ -24,7 +24,7 @@ def recover(settings: Settings, *, executor_id: str, to_version: str | None, for
     queries = ExecutorQueries(create_engine(settings.database_url, pool_size=1))
     try:
         age = last_seen_age_sec(queries, executor_id)
-        if age is not None and age < settings.dead_after_sec and not force:
+        if age is not None and age < settings.worker_dead_after_seconds and not force:
             log.error(
                 "that worker is alive (fresh heartbeat); refusing without --force",
                 extra={"executor_id": executor_id, "last_seen_sec_ago": round(age, 1)},

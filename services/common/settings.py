@@ -29,18 +29,21 @@ class Settings:
     database_url: str
     # Worker side.
     worker_concurrency: int
-    polling_interval_sec: float
+    # WORKER_DB_POOL_SIZE: connections in DBOS's pool (services/worker/pools.py sizes it by
+    # default); with our own pool and the wake-up listener, a worker's share of max_connections.
+    worker_db_pool_size: int
+    worker_polling_interval_seconds: float
+    worker_shutdown_grace_seconds: float
+    worker_heartbeat_seconds: float
+    worker_dead_after_seconds: float
+    worker_recovery_sweep_seconds: float
     # Fairness limits every queue is registered with (services/worker/queues.py): at most
-    # partition_concurrency workflows of one partition_key run at once, across all workers (None:
-    # no per-key limit, the queue is not partitioned); at most rate_limit workflows start per
-    # rate_period_sec on each queue (None: no rate limit).
-    partition_concurrency: int | None
-    rate_limit: int | None
-    rate_period_sec: float
-    shutdown_grace_sec: float
-    heartbeat_sec: float
-    dead_after_sec: float
-    sweep_sec: float
+    # worker_partition_concurrency workflows of one partition_key run at once, across all workers
+    # (None: no per-key limit, the queue is not partitioned); at most worker_rate_limit workflows
+    # start per worker_rate_period_seconds on each queue (None: no rate limit).
+    worker_partition_concurrency: int | None
+    worker_rate_limit: int | None
+    worker_rate_period_seconds: float
     # DBOS__APPVERSION: an explicit workflow version, or None to let DBOS derive it from the
     # workflows' source (services/worker/version.py says which one a worker runs).
     pinned_app_version: str | None
@@ -52,20 +55,29 @@ class Settings:
     # The image this worker runs (the chart sets it): recorded per version for the drainer.
     worker_image: str | None
     # Drainer side (services/drain/).
-    drain_interval_sec: float
+    drain_interval_seconds: float
     drain_max_replicas: int
     worker_deployment: str | None
-    kubernetes_namespace: str | None
+    pod_namespace: str | None
     kubernetes_api_url: str | None
+    # WORKER_POD_DELETION_COST: keep this pod's controller.kubernetes.io/pod-deletion-cost equal
+    # to its in-flight workflows (services/worker/deletion_cost.py), so a scale-down removes idle
+    # workers first. Needs POD_NAME (the downward API) and the chart's RBAC.
+    worker_pod_deletion_cost: bool
+    worker_pod_deletion_cost_interval_seconds: float
+    pod_name: str | None
     # Postgres only: wake the queue thread on a NOTIFY from the enqueue trigger and when one of
     # this worker's workflows finishes, instead of only on the polling timer.
-    wake_on_notify: bool
+    worker_wake_on_notify: bool
+    # How often DBOS's scheduler re-reads the schedules: a new, paused, resumed or deleted
+    # schedule takes effect within this long (DBOS's own default is 30 s).
+    scheduler_polling_interval_seconds: float
     # API side.
     max_num_steps: int
     default_step_seconds: float
-    api_pool_size: int
+    api_db_pool_size: int
     api_tokens: tuple[str, ...]
-    metrics_cache_sec: float
+    metrics_cache_seconds: float
     # Both.
     log_level: str
     log_format: str
@@ -235,24 +247,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         database_url=database_url,
         worker_concurrency=get("WORKER_CONCURRENCY", "10", lambda n, r: _int(n, r, 1, 10_000)),
-        polling_interval_sec=get(
+        worker_db_pool_size=get("WORKER_DB_POOL_SIZE", "0", lambda n, r: _int(n, r, 0, 1_000)),
+        worker_polling_interval_seconds=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
         ),
-        partition_concurrency=_optional(
+        worker_partition_concurrency=_optional(
             source, "WORKER_PARTITION_CONCURRENCY", lambda n, r: _int(n, r, 1, 10_000)
         ),
-        rate_limit=_optional(source, "WORKER_RATE_LIMIT", lambda n, r: _int(n, r, 1, 1_000_000)),
-        rate_period_sec=get(
+        worker_rate_limit=_optional(
+            source, "WORKER_RATE_LIMIT", lambda n, r: _int(n, r, 1, 1_000_000)
+        ),
+        worker_rate_period_seconds=get(
             "WORKER_RATE_PERIOD_SECONDS", "1.0", lambda n, r: _float(n, r, 0.001, 86400.0)
         ),
-        shutdown_grace_sec=get(
+        worker_shutdown_grace_seconds=get(
             "WORKER_SHUTDOWN_GRACE_SECONDS", "30", lambda n, r: _float(n, r, 0.0, 3600.0)
         ),
-        heartbeat_sec=get("WORKER_HEARTBEAT_SECONDS", "5", lambda n, r: _float(n, r, 0.05, 600.0)),
-        dead_after_sec=get(
+        worker_heartbeat_seconds=get(
+            "WORKER_HEARTBEAT_SECONDS", "5", lambda n, r: _float(n, r, 0.05, 600.0)
+        ),
+        worker_dead_after_seconds=get(
             "WORKER_DEAD_AFTER_SECONDS", "30", lambda n, r: _float(n, r, 0.1, 86400.0)
         ),
-        sweep_sec=get(
+        worker_recovery_sweep_seconds=get(
             "WORKER_RECOVERY_SWEEP_SECONDS", "10", lambda n, r: _float(n, r, 0.0, 86400.0)
         ),
         # DBOS reads the same two names. The version is only set to pin one on purpose (the
@@ -263,23 +280,33 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_migrations=get("RUN_MIGRATIONS", "true", _bool),
         worker_role=get("WORKER_ROLE", "main", lambda n, r: _choice(n, r, ("main", "drain"))),
         worker_image=_optional_image(source.get("WORKER_IMAGE")),
-        drain_interval_sec=get(
+        drain_interval_seconds=get(
             "DRAIN_INTERVAL_SECONDS", "15", lambda n, r: _float(n, r, 0.1, 3600.0)
         ),
         drain_max_replicas=get("DRAIN_MAX_REPLICAS", "4", lambda n, r: _int(n, r, 1, 1000)),
         worker_deployment=_optional_dns_name("WORKER_DEPLOYMENT", source.get("WORKER_DEPLOYMENT")),
-        kubernetes_namespace=_optional_dns_name("POD_NAMESPACE", source.get("POD_NAMESPACE")),
+        pod_namespace=_optional_dns_name("POD_NAMESPACE", source.get("POD_NAMESPACE")),
         kubernetes_api_url=_optional_http_url(
             "KUBERNETES_API_URL", source.get("KUBERNETES_API_URL")
         ),
-        wake_on_notify=_wake_on_notify(source, database_url),
+        worker_wake_on_notify=_wake_on_notify(source, database_url),
+        worker_pod_deletion_cost=get("WORKER_POD_DELETION_COST", "false", _bool),
+        worker_pod_deletion_cost_interval_seconds=get(
+            "WORKER_POD_DELETION_COST_INTERVAL_SECONDS", "2", lambda n, r: _float(n, r, 0.2, 3600.0)
+        ),
+        pod_name=_optional_dns_name("POD_NAME", source.get("POD_NAME")),
+        scheduler_polling_interval_seconds=get(
+            "SCHEDULER_POLLING_INTERVAL_SECONDS", "10", lambda n, r: _float(n, r, 0.1, 3600.0)
+        ),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
         ),
-        api_pool_size=get("API_DB_POOL_SIZE", "10", lambda n, r: _int(n, r, 1, 200)),
+        api_db_pool_size=get("API_DB_POOL_SIZE", "10", lambda n, r: _int(n, r, 1, 200)),
         api_tokens=_api_tokens(source),
-        metrics_cache_sec=get("METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)),
+        metrics_cache_seconds=get(
+            "METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)
+        ),
         log_level=get(
             "LOG_LEVEL",
             "info",
@@ -287,10 +314,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_format=get("LOG_FORMAT", "json", lambda n, r: _choice(n, r, ("json", "text"))),
     )
-    if settings.dead_after_sec < 2 * settings.heartbeat_sec:
+    if settings.worker_dead_after_seconds < 2 * settings.worker_heartbeat_seconds:
         # One late heartbeat must not get a live worker's work taken away.
         raise SettingsError(
-            f"WORKER_DEAD_AFTER_SECONDS={settings.dead_after_sec:g} must be at least twice "
-            f"WORKER_HEARTBEAT_SECONDS={settings.heartbeat_sec:g}"
+            f"WORKER_DEAD_AFTER_SECONDS={settings.worker_dead_after_seconds:g} must be at least "
+            f"twice WORKER_HEARTBEAT_SECONDS={settings.worker_heartbeat_seconds:g}"
+        )
+    if settings.worker_pod_deletion_cost and settings.pod_name is None:
+        raise SettingsError(
+            "WORKER_POD_DELETION_COST=true needs POD_NAME (the chart sets it from the downward API)"
         )
     return settings

@@ -51,10 +51,13 @@ _AFTER_CURSOR = (
     "(ws.created_at < :cursor_created_at OR ws.workflow_uuid < :cursor_id)"
 )
 
+# dbos 3.4 writes a finished workflow's error (and output) to workflow_output; older rows kept
+# it in workflow_status. DBOS's own reads coalesce the two the same way.
 _GET_ONE = """
-SELECT {columns}, ws.error, ws.serialization
+SELECT {columns}, COALESCE(wo.error, ws.error) AS error, ws.serialization
 FROM {s}workflow_status ws
 LEFT JOIN {s}workflow_events ev ON ev.workflow_uuid = ws.workflow_uuid AND ev.key = :event_key
+LEFT JOIN {s}workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
 WHERE ws.workflow_uuid = :workflow_id
 """
 
@@ -350,4 +353,7 @@ def _decode_error(value: str | None, serialization: str | None) -> str | None:
         exc = deserialize_exception(value, serialization, DefaultSerializer())
     except Exception:
         return value[:1000]
-    return f"{type(exc).__name__}: {exc}"[:1000]
+    # A portable error (DBOS's JSON serialization) carries the raised type's name as `name`.
+    name = getattr(exc, "name", None)
+    kind = name if isinstance(name, str) and name else type(exc).__name__
+    return f"{kind}: {exc}"[:1000]

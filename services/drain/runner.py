@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.executor_sql import SWEEP_LOCK_KEY
+from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
 from services.common.settings import Settings, SettingsError
 from services.common.sql import create_engine
 from services.common.versions_sql import VersionQueries
-from services.drain.kube import Kube
 from services.drain.plan import (
     Existing,
     Plan,
@@ -92,7 +92,9 @@ class Drainer:
                 log.warning("worker Deployment not found", extra={"name": self.worker_deployment})
                 return Plan()
             existing = existing_drains(self.kube.list_deployments(drain_selector(worker)))
-            snapshot = self.versions.snapshot(APP_NAME, dead_after_sec=self.settings.dead_after_sec)
+            snapshot = self.versions.snapshot(
+                APP_NAME, dead_after_sec=self.settings.worker_dead_after_seconds
+            )
             todo = plan(
                 snapshot,
                 existing,
@@ -172,7 +174,7 @@ def run_drainer(settings: Settings, *, metrics_host: str, metrics_port: int) -> 
         extra={
             "worker_deployment": drainer.worker_deployment,
             "namespace": kube.namespace,
-            "interval_sec": settings.drain_interval_sec,
+            "interval_sec": settings.drain_interval_seconds,
         },
     )
     while not stop.is_set():
@@ -182,7 +184,7 @@ def run_drainer(settings: Settings, *, metrics_host: str, metrics_port: int) -> 
         except Exception as exc:
             drainer.last_pass_ok.set(0)
             log.warning("drain pass failed", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
-        stop.wait(settings.drain_interval_sec)
+        stop.wait(settings.drain_interval_seconds)
     server.stop()
     engine.dispose()
     log.info("drainer stopped")

@@ -91,7 +91,7 @@ class Liveness:
             if not self.queries.try_sweep_lock(conn):
                 return 0  # another worker is sweeping
             dead = self.queries.dead_executor_work(
-                me=self.settings.executor_id, dead_after_sec=self.settings.dead_after_sec
+                me=self.settings.executor_id, dead_after_sec=self.settings.worker_dead_after_seconds
             )
             for work in dead:
                 if work.app_version != self.app_version:
@@ -111,7 +111,7 @@ class Liveness:
 
     def _run(self) -> None:
         s = self.settings
-        while not self._stop.wait(s.heartbeat_sec):
+        while not self._stop.wait(s.worker_heartbeat_seconds):
             try:
                 self.beat()
                 self.heartbeat_ok.set(1)
@@ -123,9 +123,12 @@ class Liveness:
                 self._healthy_since = None
                 log.warning("heartbeat failed", extra={"error": type(exc).__name__})
                 continue
-            if self.state != "running" or s.sweep_sec <= 0:
+            if self.state != "running" or s.worker_recovery_sweep_seconds <= 0:
                 continue
-            if now - self._healthy_since < s.dead_after_sec or now - self._last_sweep < s.sweep_sec:
+            if (
+                now - self._healthy_since < s.worker_dead_after_seconds
+                or now - self._last_sweep < s.worker_recovery_sweep_seconds
+            ):
                 continue
             self._last_sweep = now
             try:

@@ -25,7 +25,7 @@ from services.worker.wake import SLOT, WORK, Wakeups
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-def _active_workflows(queue: str | None = None) -> int:
+def active_workflows(queue: str | None = None) -> int:
     """Workflows executing in this process now (0 before launch and after shutdown)."""
     instance = dbos_instance()
     if instance is None:
@@ -58,12 +58,12 @@ class WorkerMetrics:
         )
         for queue in KNOWN_QUEUES:
             concurrency.labels(queue=queue).set(settings.worker_concurrency)
-            in_flight.labels(queue=queue).set_function(functools.partial(_active_workflows, queue))
+            in_flight.labels(queue=queue).set_function(functools.partial(active_workflows, queue))
         Gauge(
             "queue_worker_worker_workflows_active",
             "Workflows of any kind (queued or not) executing in this worker process now.",
             registry=self.registry,
-        ).set_function(_active_workflows)
+        ).set_function(active_workflows)
         self.workflows = instrumentation.register_workflow_metrics(self.registry)
         if queries is not None:
             instrumentation.install(self.workflows, queries)

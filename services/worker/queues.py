@@ -21,15 +21,15 @@ from services.common.workflow_types import QUEUES
 
 def register_queues(settings: Settings) -> None:
     """Call after DBOS.launch(): in dbos 3.4 queues live in the database, registered there."""
-    limit, period = settings.rate_limit, settings.rate_period_sec
+    limit, period = settings.worker_rate_limit, settings.worker_rate_period_seconds
     for queue in QUEUES:
         DBOS.register_queue(
             queue,
             worker_concurrency=settings.worker_concurrency,
-            partition_concurrency=settings.partition_concurrency,
+            partition_concurrency=settings.worker_partition_concurrency,
             # At most `limit` starts in any rolling `period` seconds, across all workers.
             limiter=None if limit is None else {"limit": limit, "period": period},
-            polling_interval_sec=settings.polling_interval_sec,
+            polling_interval_sec=settings.worker_polling_interval_seconds,
             # Each release writes its own settings; an older replica still rolling out must not
             # overwrite them (DBOS's default conflict rule does exactly that).
             on_conflict="update_if_latest_version",

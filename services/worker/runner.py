@@ -21,17 +21,20 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig
 
 from services.common.executor_sql import ExecutorQueries
+from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
-from services.common.settings import Settings
+from services.common.settings import Settings, SettingsError
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
 from services.common.wake_sql import install_wake_trigger, wake_trigger_installed
 from services.worker import queue_hooks
+from services.worker.deletion_cost import DeletionCost
 from services.worker.health_server import HealthServer, build_health_app
 from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
-from services.worker.metrics import WorkerMetrics, register_wake_metrics
+from services.worker.metrics import WorkerMetrics, active_workflows, register_wake_metrics
+from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
@@ -47,8 +50,8 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        # Enough pool for every in-flight workflow plus the queue and recovery threads.
-        "sys_db_pool_size": max(10, settings.worker_concurrency + 5),
+        "sys_db_pool_size": dbos_pool_size(settings),
+        "scheduler_polling_interval_sec": settings.scheduler_polling_interval_seconds,
     }
 
 
@@ -133,7 +136,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
 
     # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
     # DBOS keeps its own pool for the workflows.
-    engine = create_engine(settings.database_url, pool_size=5)
+    engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
     queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:
@@ -164,12 +167,12 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
             "role": settings.worker_role,
             "image": settings.worker_image,
             "worker_concurrency": settings.worker_concurrency,
-            "polling_interval_sec": settings.polling_interval_sec,
-            "wake_on_notify": settings.wake_on_notify,
+            "worker_polling_interval_seconds": settings.worker_polling_interval_seconds,
+            "worker_wake_on_notify": settings.worker_wake_on_notify,
             "metrics_port": metrics_port,
         },
     )
-    wakeups = Wakeups() if settings.wake_on_notify else None
+    wakeups = Wakeups() if settings.worker_wake_on_notify else None
     listener: WakeListener | None = None
     try:
         if settings.run_migrations:
@@ -190,6 +193,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         log.error("worker failed to start", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(1)
     liveness.start()
+    deletion_cost = start_deletion_cost(settings)
     log.info("worker ready")
     stop.wait()
 
@@ -197,11 +201,13 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Keep heartbeating while draining: our in-flight work is not a dead worker's to recover.
     liveness.state = "draining"
     started = time.monotonic()
-    log.info("draining", extra={"grace_sec": settings.shutdown_grace_sec})
+    log.info("draining", extra={"grace_sec": settings.worker_shutdown_grace_seconds})
     # Stops every queue poller first, then waits (polling once a second) for in-flight workflows.
-    DBOS.destroy(workflow_completion_timeout_sec=settings.shutdown_grace_sec)  # type: ignore[arg-type]
+    DBOS.destroy(workflow_completion_timeout_sec=settings.worker_shutdown_grace_seconds)  # type: ignore[arg-type]
     if listener is not None:
         listener.stop()
+    if deletion_cost is not None:
+        deletion_cost.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})
@@ -212,6 +218,25 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     # Workflow threads that outlived the grace period are non-daemon executor threads; a normal
     # interpreter exit would wait for them. Their work was handed back, so leave now.
     os._exit(0)
+
+
+def start_deletion_cost(settings: Settings) -> DeletionCost | None:
+    """With WORKER_POD_DELETION_COST, track this pod's deletion cost (see deletion_cost.py)."""
+    if not settings.worker_pod_deletion_cost or settings.pod_name is None:
+        return None
+    try:
+        kube = Kube.from_settings(settings)
+    except SettingsError as exc:
+        log.error("pod-deletion-cost disabled", extra={"error": str(exc)})
+        return None
+    tracker = DeletionCost(
+        kube,
+        settings.pod_name,
+        active_workflows,
+        settings.worker_pod_deletion_cost_interval_seconds,
+    )
+    tracker.start()
+    return tracker
 
 
 def hand_back(

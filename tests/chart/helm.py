@@ -90,6 +90,7 @@ SCENARIOS = [
         {
             "postgres.enabled": "false",
             "database.url": "postgresql://app:secret@db.example.com:5432/queue_worker",
+            "database.maxConnections": "250",
             "networkPolicy.enabled": "false",
             "serviceAccount.create": "false",
             "migrations.enabled": "false",

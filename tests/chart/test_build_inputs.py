@@ -20,6 +20,7 @@ from tests.chart.helm import ROOT
 
 REQUIREMENTS = ROOT / "requirements"
 DOCKERFILES = {"api": ROOT / "Dockerfile.api", "worker": ROOT / "Dockerfile.worker"}
+BUILD_SCRIPT = ROOT / "scripts" / "image-build.sh"
 
 
 def _pins(lock: Path) -> dict[str, tuple[str, int]]:
@@ -107,7 +108,10 @@ def test_dockerfile_promises(component: str) -> None:
     assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["/opt/venv/bin/queue-worker"]
     (cmd,) = [s for s in final if s.startswith("CMD ")]
     assert json.loads(cmd.removeprefix("CMD "))[0] == component
-    install = " ".join(s for s in steps if "uv pip sync" in s)
+    # The builder's commands are scripts/image-build.sh, shared by both Dockerfiles.
+    assert "RUN sh scripts/image-build.sh deps" in steps
+    assert f"RUN sh scripts/image-build.sh app {component}" in steps
+    install = " ".join(s for s in _instructions(BUILD_SCRIPT) if "uv pip sync" in s)
     assert "--require-hashes" in install
     assert "--only-binary" in install
     assert "requirements/runtime.txt" in install

@@ -8,7 +8,6 @@ the services' own settings loader, referenced Secret keys exist, every container
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +150,40 @@ def test_drain_pods_are_nobody_elses_and_get_the_worker_pods_network_rules() -> 
     assert policy["spec"]["egress"] == worker_policy["spec"]["egress"]
 
 
+def test_workers_may_only_patch_their_own_pods_deletion_cost() -> None:
+    rendered = render_scenario(BY_NAME["production"])
+    worker = _worker(rendered)
+    spec = worker["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == name("worker")
+    env = env_of(container(spec, "worker"))
+    assert env["WORKER_POD_DELETION_COST"]["value"] == "true"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    role = rendered.get("Role", name("worker"))
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    policy = rendered.get(
+        "ValidatingAdmissionPolicy", f"queue-{name('worker')}-own-pod-deletion-cost"
+    )
+    assert policy["spec"]["matchConditions"][0]["expression"].endswith(
+        f'"system:serviceaccount:queue:{name("worker")}"'
+    )
+    text = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "authentication.kubernetes.io/pod-name" in text
+    assert "object.spec == oldObject.spec" in text
+    off = render(("production.yaml",), {"worker.podDeletionCost.enabled": "false"})
+    assert off.find("Role", name("worker")) is None
+    assert off.of_kind("ValidatingAdmissionPolicy") == []
+    assert "WORKER_POD_DELETION_COST" not in env_of(
+        container(_worker(off)["spec"]["template"]["spec"], "worker")
+    )
+
+
 def test_only_the_drainer_talks_to_the_kubernetes_api_and_only_about_deployments() -> None:
     rendered = render_scenario(BY_NAME["production"])
     drainer = rendered.get("Deployment", name("drainer"))
     spec = drainer["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is True
     assert spec["serviceAccountName"] == name("drainer")
-    (role,) = rendered.of_kind("Role")
+    role = rendered.get("Role", name("drainer"))
     assert role["rules"] == [
         {
             "apiGroups": ["apps"],
@@ -165,7 +191,7 @@ def test_only_the_drainer_talks_to_the_kubernetes_api_and_only_about_deployments
             "verbs": ["get", "list", "create", "patch", "delete"],
         }
     ]
-    (binding,) = rendered.of_kind("RoleBinding")
+    binding = rendered.get("RoleBinding", name("drainer"))
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": name("drainer"), "namespace": "queue"}
@@ -182,7 +208,7 @@ def test_only_the_drainer_talks_to_the_kubernetes_api_and_only_about_deployments
     assert egress_ports == {53, 5432, 443, 6443}
     off = render(("production.yaml",), {"worker.drain.enabled": "false"})
     assert not off.find("Deployment", name("drainer"))
-    assert not off.of_kind("Role")
+    assert off.find("Role", name("drainer")) is None
     assert not off.find("NetworkPolicy", name("worker-drain"))
 
 
@@ -283,8 +309,14 @@ def test_every_container_runs_restricted(rendered: Rendered) -> None:
         assert pod_sc["runAsNonRoot"] is True, kn(owner)
         assert pod_sc["runAsUser"] != 0, kn(owner)
         assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault", kn(owner)
-        # No token anywhere but in the drainer, which needs the Kubernetes API.
-        want_token = owner["metadata"]["name"] == name("drainer")
+        # No token anywhere but in the drainer, which needs the Kubernetes API, and the workers
+        # when they keep their pod-deletion cost (patching their own pod only).
+        keeps_cost = any(
+            e["name"] == "WORKER_POD_DELETION_COST"
+            for c in spec["containers"]
+            for e in c.get("env", [])
+        )
+        want_token = owner["metadata"]["name"] == name("drainer") or keeps_cost
         assert spec["automountServiceAccountToken"] is want_token, kn(owner)
         for c in spec["containers"]:
             sc = c["securityContext"]
@@ -440,8 +472,8 @@ def test_fairness_limits_reach_the_workers_and_parse() -> None:
     assert env["WORKER_RATE_LIMIT"]["value"] == "50"
     assert env["WORKER_RATE_PERIOD_SECONDS"]["value"] == "10"
     settings = load_settings({k: v["value"] for k, v in env.items() if "value" in v})
-    assert (settings.partition_concurrency, settings.rate_limit) == (2, 50)
-    assert settings.rate_period_sec == 10.0
+    assert (settings.worker_partition_concurrency, settings.worker_rate_limit) == (2, 50)
+    assert settings.worker_rate_period_seconds == 10.0
     assert "WORKER_PARTITION_CONCURRENCY" not in env_of(_api_container(render()))
 
 
@@ -656,9 +688,12 @@ def test_network_policies_admit_only_what_is_needed() -> None:
     migrate = rendered.get("NetworkPolicy", name("migrate"))
     assert migrate["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert migrate["spec"]["ingress"] == []  # nothing talks to the migrations pod
-    for policy in (api, worker, migrate):
+    for policy in (api, migrate):
         egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r["ports"]}
         assert egress_ports == {53, 5432}, kn(policy)
+    # Workers also reach the Kubernetes API, to keep their pod-deletion cost.
+    egress_ports = {p["port"] for r in worker["spec"]["egress"] for p in r["ports"]}
+    assert egress_ports == {53, 5432, 443, 6443}
 
 
 @pytest.mark.parametrize("scenario", ["defaults", "production"])
@@ -744,41 +779,16 @@ def test_rendered_yaml_has_no_whitespace_only_lines(rendered: Rendered) -> None:
     assert not _no_blank_lines_in(rendered)
 
 
-def _notes(tmp_path: Path, *args: str) -> str:
-    """NOTES.txt as `helm install` prints it. helm template skips NOTES and parses every output
-    as YAML, so a copy of the chart renders it inside a YAML document."""
-    chart = tmp_path / "queue-worker"
-    shutil.copytree(CHART, chart)
-    notes = chart / "templates" / "NOTES.txt"
-    define = '{{- define "test.notes" -}}\n' + notes.read_text() + "{{- end }}\n"
-    (chart / "templates" / "_test_notes.tpl").write_text(define)
-    notes.unlink()
-    (chart / "templates" / "test-notes.yaml").write_text(
-        'notes: |\n{{ include "test.notes" . | indent 2 }}\n'
-    )
-    out = helm("template", "qw", str(chart), "-n", "queue", *args,
-               "--show-only", "templates/test-notes.yaml").stdout  # fmt: skip
-    rendered: str = yaml.safe_load(out)["notes"]
-    return rendered
-
-
-def test_notes_tell_how_to_reach_watch_and_scale(tmp_path: Path) -> None:
-    notes = _notes(tmp_path)
-    assert f"port-forward svc/{name('api')} 8000:80" in notes
-    assert f"get hpa {name('worker')}" in notes
-    assert "queue_worker_queue_backlog?labelSelector=queue%3Dworkflow-queue" in notes
-    assert f"scale deployment/{name('worker')} --replicas=5" in notes
-    assert "worker.autoscaling.enabled=false" in notes  # how to turn the HPA off first
-    assert "helm test qw -n queue" in notes
-    assert "throwaway Postgres" in notes
-
-
-def test_notes_with_ingress_and_manual_scaling(tmp_path: Path) -> None:
-    notes = _notes(
-        tmp_path, "-f", str(ROOT / "deploy/values/production.yaml"),
-        "--set", "worker.autoscaling.enabled=false",
-    )  # fmt: skip
-    assert "https://queue-worker.example.com/" in notes
-    assert "get hpa" not in notes
-    assert "Autoscaling is on" not in notes
-    assert "throwaway Postgres" not in notes
+def test_the_wait_time_target_replaces_the_depth_metric() -> None:
+    rendered = render(set_values={"worker.autoscaling.targetWaitSeconds": "30"})
+    hpa = rendered.get("HorizontalPodAutoscaler", name("worker"))
+    metrics = {
+        m["external"]["metric"]["name"]: m["external"]["target"]["averageValue"]
+        for m in hpa["spec"]["metrics"]
+    }
+    # concurrency 10: one pod clears 10 x 30 work-seconds within the target, and runs 10 slots.
+    assert metrics == {"queue_worker_queue_work_seconds": "300", "queue_worker_needed_slots": "10"}
+    depth = render().get("HorizontalPodAutoscaler", name("worker"))
+    assert [m["external"]["metric"]["name"] for m in depth["spec"]["metrics"]] == [
+        "queue_worker_queue_backlog"
+    ]

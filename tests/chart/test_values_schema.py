@@ -76,20 +76,47 @@ def test_bad_values_in_a_values_file_are_rejected(tmp_path: Any) -> None:
     assert "'maxReplica' not allowed" in proc.stderr
 
 
-def _walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    out = [(path or "/", schema)]
-    for key, sub in schema.get("properties", {}).items():
-        out += _walk(sub, f"{path}/{key}")
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    return schema
+
+
+def _resolve(node: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The node a `$ref` (to the schema's own `$defs`) stands for; any other node as it is."""
+    while "$ref" in node:
+        prefix = "#/$defs/"
+        ref = node["$ref"]
+        assert ref.startswith(prefix), ref
+        node = schema["$defs"][ref.removeprefix(prefix)]
+    return node
+
+
+def _walk(
+    schema: dict[str, Any], node: dict[str, Any], path: str = ""
+) -> list[tuple[str, dict[str, Any]]]:
+    node = _resolve(node, schema)
+    out = [(path or "/", node)]
+    for key, sub in node.get("properties", {}).items():
+        out += _walk(schema, sub, f"{path}/{key}")
     return out
 
 
 def test_schema_is_strict_and_covers_every_default_value() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    for path, node in _walk(schema):
+    schema = _schema()
+    walked = _walk(schema, schema)
+    for path, node in walked:
         if "properties" in node:
             assert node.get("additionalProperties") is False, path
+    # Shared sub-schemas ($defs: resources, image, pdb, ...) are strict too, and used.
+    text = json.dumps(schema["properties"])
+    for name, node in schema["$defs"].items():
+        assert f'"#/$defs/{name}"' in json.dumps(schema), f"unused $defs/{name}"
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, f"$defs/{name}"
+    assert '"$ref"' in text
 
     def check(value: Any, node: dict[str, Any], path: str) -> None:
+        node = _resolve(node, schema)
         if isinstance(value, dict) and "properties" in node:
             assert set(value) == set(node["properties"]), path
             for key, sub in value.items():

@@ -50,6 +50,8 @@ def external_postgres(ns: str) -> None:
                      "image": f"{kube.POSTGRES_IMAGE['postgres.image.repository']}:"
                               f"{kube.POSTGRES_IMAGE['postgres.image.tag']}",
                      "imagePullPolicy": "IfNotPresent",
+                     # The max_connections production.yaml's database.maxConnections states.
+                     "args": ["postgres", "-c", "max_connections=500"],
                      "env": [{"name": "POSTGRES_USER", "value": "owner"},
                              {"name": "POSTGRES_PASSWORD", "value": "owner-pw"},
                              {"name": "POSTGRES_DB", "value": DB}],

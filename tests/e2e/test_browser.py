@@ -103,13 +103,11 @@ def _running_stack(database_url: str, workdir: Path) -> Iterator[Stack]:
         workdir,
         DEFAULT_STEP_SECONDS="0.3",
         WORKER_SHUTDOWN_GRACE_SECONDS="1",
+        # New and paused schedules take effect within a second.
+        SCHEDULER_POLLING_INTERVAL_SECONDS="1",
     )
-    try:
-        stack.start_api()
-        stack.start_worker()
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
@@ -481,3 +479,169 @@ def test_token_prompt_when_the_api_needs_a_token(token_stack: Stack, driver: Web
         what="the prompt after forgetting the token",
     )
     assert_no_console_errors(driver, expected=("status of 401 (Unauthorized)",))
+
+
+# ---- typed forms and schedules (forms.js, schedules.js) -------------------------------------
+
+SCHEDULE_ROW_JS = """
+const tr = document.querySelector(`#schedule-rows tr[data-name="${CSS.escape(arguments[0])}"]`);
+if (!tr) return null;
+return {
+  status: tr.dataset.status,
+  cron: tr.querySelector('.sched-cron').textContent,
+  pause: !tr.querySelector('[data-action="pause"]').hidden,
+  resume: !tr.querySelector('[data-action="resume"]').hidden,
+};
+"""
+
+
+def schedule_row(driver: WebDriver, name: str) -> dict[str, Any] | None:
+    state: dict[str, Any] | None = driver.execute_script(SCHEDULE_ROW_JS, name)
+    return state
+
+
+def visible_text(driver: WebDriver, element_id: str) -> str:
+    element = driver.find_element(By.ID, element_id)
+    return element.text if element.is_displayed() else ""
+
+
+def test_typed_forms_enqueue_each_type_from_its_schema(
+    sqlite_stack: Stack, driver: WebDriver
+) -> None:
+    stack = sqlite_stack
+    open_page(driver, stack)
+    wait_for(
+        lambda: driver.find_elements(By.CSS_SELECTOR, '#typed-panel[data-ready="true"]'),
+        timeout=10,
+        what="the typed forms to be built",
+    )
+    forms = driver.find_elements(By.CSS_SELECTOR, "#typed-forms form")
+    assert [f.get_attribute("data-type") for f in forms] == ["demo", "fail-after"]
+    # The fields come from the schema: fail-after's form has fail_after_steps, with its bounds.
+    Select(driver.find_element(By.ID, "typed-type")).select_by_value("fail-after")
+    assert driver.find_element(By.ID, "typed-fail-after-num_steps").is_displayed()
+    assert not driver.find_element(By.ID, "typed-demo-num_steps").is_displayed()
+    field = driver.find_element(By.ID, "typed-fail-after-fail_after_steps")
+    assert field.get_attribute("min") == "0"
+    assert field.get_attribute("required") is not None
+
+    # The API's refusal is shown and its field marked.
+    set_input(driver, "typed-fail-after-num_steps", "0")
+    set_input(driver, "typed-fail-after-fail_after_steps", "1")
+    driver.find_element(By.ID, "typed-fail-after-submit").click()
+    wait_for(
+        lambda: "num_steps" in visible_text(driver, "typed-error"),
+        timeout=10,
+        what="the API's message naming num_steps",
+    )
+    assert driver.find_element(By.ID, "typed-fail-after-num_steps").get_attribute("aria-invalid")
+    assert page_state(driver)["ids"] == []
+
+    set_input(driver, "typed-fail-after-num_steps", "3")
+    set_input(driver, "typed-fail-after-step_seconds", "0.05")
+    set_input(driver, "typed-fail-after-timeout", "60")
+    driver.find_element(By.ID, "typed-fail-after-submit").click()
+    ids: list[str] = wait_for(lambda: page_state(driver)["ids"], timeout=10, what="the new row")
+    with stack.client() as client:
+        failed = wait_status(client, ids[0], {"ERROR", "SUCCESS"})
+    assert (failed["workflow_name"], failed["workflow_status"]) == ("fail-after", "ERROR")
+    assert (failed["num_steps"], failed["steps_completed"]) == (3, 1)
+    wait_for(
+        lambda: (row_state(driver, ids[0]) or {}).get("status") == "ERROR",
+        timeout=10,
+        what="the row to show ERROR",
+    )
+
+    # The demo, held back with run_at (a local time, sent as RFC 3339).
+    Select(driver.find_element(By.ID, "typed-type")).select_by_value("demo")
+    set_input(driver, "typed-demo-num_steps", "1")
+    driver.execute_script(
+        "const at = new Date(Date.now() + 3000); at.setMilliseconds(0);"
+        "const pad = (n) => String(n).padStart(2, '0');"
+        "document.getElementById('typed-demo-run-at').value = `${at.getFullYear()}-"
+        "${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:"
+        "${pad(at.getMinutes())}:${pad(at.getSeconds())}`;"
+    )
+    driver.find_element(By.ID, "typed-demo-submit").click()
+    wait_for(lambda: len(page_state(driver)["ids"]) == 2, timeout=10, what="the delayed row")
+    delayed = page_state(driver)["ids"][0]
+    with stack.client() as client:
+        assert client.get(f"/api/workflows/{delayed}").json()["workflow_status"] == "DELAYED"
+        assert wait_status(client, delayed, {"SUCCESS"})["workflow_name"] == "workflow"
+    assert_no_console_errors(driver, expected=("status of 422",))
+
+
+def test_schedules_panel_creates_pauses_triggers_and_deletes(
+    sqlite_stack: Stack, driver: WebDriver
+) -> None:
+    stack = sqlite_stack
+    open_page(driver, stack)
+    wait_for(
+        lambda: driver.find_elements(By.ID, "schedule-demo-num_steps"),
+        timeout=10,
+        what="the schedule form's input fields",
+    )
+    assert driver.find_element(By.ID, "schedule-empty").is_displayed()
+
+    # A bad cron: refused, the message and the field say so, nothing is listed.
+    set_input(driver, "schedule-name", "every-2s")
+    set_input(driver, "schedule-cron", "every two seconds")
+    set_input(driver, "schedule-demo-num_steps", "1")
+    set_input(driver, "schedule-demo-step_seconds", "0")
+    driver.find_element(By.ID, "schedule-create").click()
+    wait_for(
+        lambda: "cron" in visible_text(driver, "schedule-error"),
+        timeout=10,
+        what="the API's message naming cron",
+    )
+    assert driver.find_element(By.ID, "schedule-cron").get_attribute("aria-invalid") == "true"
+    with stack.client() as client:
+        assert client.get("/api/schedules").json() == []
+
+    set_input(driver, "schedule-cron", "*/2 * * * * *")
+    driver.find_element(By.ID, "schedule-create").click()
+    row = wait_for(lambda: schedule_row(driver, "every-2s"), timeout=10, what="the schedule row")
+    assert (row["status"], row["pause"], row["resume"]) == ("ACTIVE", True, False)
+    assert row["cron"] == "*/2 * * * * * (UTC)"
+    with stack.client() as client:
+
+        def fired() -> list[str]:
+            listed = client.get("/api/workflows", params={"limit": 100}).json()
+            return [w["workflow_id"] for w in listed if w["workflow_id"].endswith("-run")]
+
+        runs = wait_for(fired, timeout=30, what="the schedule to fire")
+        assert runs[0].startswith("sched-every-2s-")
+
+    driver.find_element(
+        By.CSS_SELECTOR, '#schedule-rows tr[data-name="every-2s"] [data-action="pause"]'
+    ).click()
+    wait_for(
+        lambda: (schedule_row(driver, "every-2s") or {}).get("status") == "PAUSED",
+        timeout=10,
+        what="the row to show PAUSED",
+    )
+    with stack.client() as client:
+        assert client.get("/api/schedules/every-2s").json()["status"] == "PAUSED"
+
+    driver.find_element(
+        By.CSS_SELECTOR, '#schedule-rows tr[data-name="every-2s"] [data-action="trigger"]'
+    ).click()
+    wait_for(
+        lambda: "enqueued" in visible_text(driver, "schedule-error"),
+        timeout=10,
+        what="the triggered run's message",
+    )
+    run_id = driver.find_element(By.ID, "schedule-error").get_attribute("data-workflow-id")
+    assert run_id
+    assert run_id in visible_text(driver, "schedule-error")
+    with stack.client() as client:
+        assert wait_status(client, run_id, {"SUCCESS"})["num_steps"] == 1
+
+    delete = '#schedule-rows tr[data-name="every-2s"] [data-action="delete"]'
+    driver.find_element(By.CSS_SELECTOR, delete).click()
+    assert driver.find_element(By.CSS_SELECTOR, delete).text == "Confirm delete"
+    driver.find_element(By.CSS_SELECTOR, delete).click()
+    wait_for(lambda: schedule_row(driver, "every-2s") is None, timeout=10, what="the row to go")
+    with stack.client() as client:
+        assert client.get("/api/schedules/every-2s").status_code == 404
+    assert_no_console_errors(driver, expected=("status of 422",))

@@ -28,7 +28,6 @@ from services.api.validation import MAX_FILTER_VALUES, idempotent_workflow_id
 from services.common.names import DEMO_WORKFLOW, WORKFLOW_QUEUE
 from tests.hostile import rawhttp
 from tests.hostile.stacks import (
-    running_stack,
     server_error_counts,
     table_counts,
     unhandled_exceptions,
@@ -36,15 +35,6 @@ from tests.hostile.stacks import (
 from tests.support import Stack, enqueue, wait_status
 
 SEEDED_KEY = "hostile-seed-key"
-
-
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    with running_stack(request, request.param, workdir) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

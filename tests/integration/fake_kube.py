@@ -1,6 +1,6 @@
 """A stand-in for the parts of Kubernetes the drainer relies on, for tests with real processes.
 
-FakeKube serves the five Deployment calls the drainer makes (services/drain/kube.py) from memory,
+FakeKube serves the five Deployment calls the drainer makes (services/common/kube.py) from memory,
 on a loopback port. Kubelet plays the ReplicaSet controller and the kubelet: on each sync() it
 makes the worker processes match the Deployments (replicas, image, env), starting each pod as a
 real `queue-worker worker` from the copy of the code its image names (tests.support.fake_image),

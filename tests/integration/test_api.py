@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -337,6 +337,14 @@ def test_openapi_describes_every_route(stack: Stack, spec: dict[str, Any]) -> No
         ("/api/workflows/{workflow_id}/cancel", "POST"),
         ("/api/workflows/{workflow_id}/resume", "POST"),
         ("/api/queues", "GET"),
+        ("/api/schedules", "POST"),
+        ("/api/schedules", "GET"),
+        ("/api/schedules/{name}", "GET"),
+        ("/api/schedules/{name}", "DELETE"),
+        ("/api/schedules/{name}/pause", "POST"),
+        ("/api/schedules/{name}/resume", "POST"),
+        ("/api/schedules/{name}/trigger", "POST"),
+        ("/api/schedules/{name}/backfill", "POST"),
         ("/healthz", "GET"),
         ("/readyz", "GET"),
         ("/metrics", "GET"),
@@ -392,6 +400,48 @@ def test_typed_enqueue_runs_each_declared_type(http: httpx.Client, spec: dict[st
     assert failed["workflow_name"] == "fail-after"
     assert failed["steps_completed"] == 2
     assert failed["completed_at"] is not None
+    # dbos 3.4 keeps the error in workflow_output, not workflow_status (it read null here).
+    assert failed["error"].startswith("IntendedFailure: "), failed["error"]
+
+
+# Before the batch tests: their backlog (a thousand workflows) would hold these up.
+def test_run_at_holds_a_workflow_until_then(http: httpx.Client) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    resp = http.post("/api/workflows", json={"num_steps": 1, "step_seconds": 0, "run_at": soon})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["workflow_status"] == "DELAYED"
+    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
+    assert datetime.fromisoformat(done["started_at"]) >= datetime.fromisoformat(soon)
+    # Typed, with an unencoded "+" offset in the query (read as a space, taken back as "+").
+    later = (datetime.now(UTC) + timedelta(seconds=2)).astimezone(timezone(timedelta(hours=2)))
+    resp = http.post(
+        f"/api/workflows/demo?run_at={later.isoformat()}", json={"num_steps": 1, "step_seconds": 0}
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["workflow_status"] == "DELAYED"
+    done = wait_status(http, resp.json()["workflow_id"], {"SUCCESS"})
+    assert datetime.fromisoformat(done["started_at"]) >= later
+    # Batch items, and a time in the past runs at once.
+    items = [
+        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": "2020-01-01T00:00:00Z"},
+        {"input": {"num_steps": 1, "step_seconds": 0}, "run_at": soon},
+    ]
+    resp = http.post("/api/workflows/batch", json={"workflows": items})
+    assert resp.status_code == 202, resp.text
+    for workflow_id in resp.json()["workflow_ids"]:
+        assert wait_status(http, workflow_id, {"SUCCESS"})["steps_completed"] == 1
+
+
+def test_a_retry_with_run_at_is_a_replay(http: httpx.Client) -> None:
+    body = {"num_steps": 1, "run_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    headers = {"Idempotency-Key": f"run-at-{uuid.uuid4()}"}
+    first = http.post("/api/workflows", json=body, headers=headers)
+    time.sleep(1.1)  # the delay left until run_at has changed; the request has not
+    second = http.post("/api/workflows", json=body, headers=headers)
+    assert (first.status_code, second.status_code) == (202, 202), second.text
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json()["workflow_id"] == first.json()["workflow_id"]
+    http.post(f"/api/workflows/{first.json()['workflow_id']}/cancel")
 
 
 def test_batch_is_enqueued_in_item_order_and_replays(stack: Stack, http: httpx.Client) -> None:
@@ -517,6 +567,13 @@ NEW_BAD_INPUT: list[tuple[str, str, Any, int, str]] = [
     ("batch: unknown item field", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "when": 1}]}, 422, "workflows[0].when"),  # noqa: E501
     ("batch: bad key", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "idempotency_key": ""}]}, 422, "workflows[0].idempotency_key"),  # noqa: E501
     ("batch: bad option", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "priority": 0}]}, 422, "workflows[0].priority"),  # noqa: E501
+    ("run_at and delay", "/api/workflows", {"num_steps": 1, "delay_seconds": 1, "run_at": "2030-01-01T00:00:00Z"}, 422, "run_at"),  # noqa: E501
+    ("run_at too far", "/api/workflows", {"num_steps": 1, "run_at": "2999-01-01T00:00:00Z"}, 422, "run_at"),  # noqa: E501
+    ("run_at no offset", "/api/workflows", {"num_steps": 1, "run_at": "2030-01-01T00:00:00"}, 422, "run_at"),  # noqa: E501
+    ("run_at not a date", "/api/workflows", {"num_steps": 1, "run_at": "2030-02-30T00:00:00Z"}, 422, "run_at"),  # noqa: E501
+    ("run_at a number", "/api/workflows", {"num_steps": 1, "run_at": 1700000000}, 422, "run_at"),
+    ("typed: run_at too far", "/api/workflows/demo?run_at=2999-01-01T00:00:00Z", {"num_steps": 1}, 422, "run_at"),  # noqa: E501
+    ("batch: bad run_at", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "run_at": "soon"}]}, 422, "workflows[0].run_at"),  # noqa: E501
     ("batch: item not object", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, 7]}, 422, "workflows[1]"),  # noqa: E501
     ("seed: partition key with a space", "/api/workflows", {"num_steps": 1, "partition_key": "acme corp"}, 422, "partition_key"),  # noqa: E501
     ("seed: partition key too long", "/api/workflows", {"num_steps": 1, "partition_key": "k" * 129}, 422, "partition_key"),  # noqa: E501

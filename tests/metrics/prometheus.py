@@ -1,10 +1,10 @@
 """A real Prometheus for the tests: our own config and storage, on 127.0.0.1, stopped by PID.
 
-It loads the rule files of deploy/prometheus/ as they are, scrapes static targets (the API
-replicas) and a file_sd list that the tests rewrite as workers come and go (Prometheus watches the
-file, so a new worker is scraped within a second). Every target gets the static label
-`namespace`, as a Kubernetes service discovery would add, so the rules and the adapter's
-namespaced query run exactly as in a cluster.
+It loads the chart's rule files (charts/queue-worker/files/prometheus/) as they are, scrapes
+static targets (the API replicas) and a file_sd list that the tests rewrite as workers come and
+go (Prometheus watches the file, so a new worker is scraped within a second). Every target gets
+the static label `namespace`, as a Kubernetes service discovery would add, so the rules and the
+adapter's namespaced query run exactly as in a cluster.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import yaml
 from tests.support import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-RULES_DIR = REPO / "deploy" / "prometheus"
+RULES_DIR = REPO / "charts" / "queue-worker" / "files" / "prometheus"
 NAMESPACE = "qw-test"
 
 
 def rule_files() -> list[Path]:
-    """The rule files the chart ships: deploy/prometheus/*.yaml (tests/ holds their unit tests)."""
+    """The rule files the chart ships, files/prometheus/*.yaml (tests/ holds their unit tests)."""
     files = sorted(RULES_DIR.glob("*.yaml"))
     assert files, f"no rule files in {RULES_DIR}"
     return files

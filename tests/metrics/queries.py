@@ -1,8 +1,8 @@
 """Every PromQL expression we ship, extracted from the files users install.
 
-- the Grafana dashboards (deploy/grafana/*.json), with Grafana's variables substituted as a user
-  who selects "All" would see them;
-- the recording and alerting rules (deploy/prometheus/*.yaml);
+- the Grafana dashboards (charts/queue-worker/files/grafana/*.json), with Grafana's variables
+  substituted as a user who selects "All" would see them;
+- the recording and alerting rules (charts/queue-worker/files/prometheus/*.yaml);
 - the prometheus-adapter external rule (deploy/prometheus-adapter/values.yaml), rendered the way
   the adapter renders it (pkg/naming/metrics_query.go BuildExternal: the selector's label matchers
   in key order, then namespace="<the HPA's namespace>"; GroupBy is empty for external metrics);
@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-DASHBOARDS = REPO / "deploy" / "grafana"
-RULES = REPO / "deploy" / "prometheus"
+FILES = REPO / "charts" / "queue-worker" / "files"
+DASHBOARDS = FILES / "grafana"
+RULES = FILES / "prometheus"
 ADAPTER_VALUES = REPO / "deploy" / "prometheus-adapter" / "values.yaml"
 KEDA_SCALEDOBJECT = REPO / "deploy" / "keda" / "scaledobject.yaml"
 

@@ -90,6 +90,7 @@ def test_the_door_names_resolve() -> None:
     for name in door.__all__:
         assert getattr(door, name) is not None, name
     for exc in (
+        door.DBOSException,
         door.DBOSWorkflowCancelledError,
         door.DBOSWorkflowConflictIDError,
         door.DBOSWorkflowIDInUseError,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.kube import Kube
 from services.common.settings import SettingsError, load_settings
-from services.drain.kube import Kube
 from services.drain.runner import run_drainer
 
 

@@ -14,8 +14,8 @@ def test_defaults_run_on_sqlite() -> None:
     assert s.database_url == DEFAULT_DATABASE_URL
     assert s.is_sqlite
     assert s.worker_concurrency == 10
-    assert s.polling_interval_sec == 1.0
-    assert s.shutdown_grace_sec == 30.0
+    assert s.worker_polling_interval_seconds == 1.0
+    assert s.worker_shutdown_grace_seconds == 30.0
     assert s.executor_id == "local"
     # No pin: the worker runs DBOS's hash of its workflows' source (services/worker/version.py).
     assert s.pinned_app_version is None
@@ -39,7 +39,11 @@ def test_overrides_are_parsed_and_typed() -> None:
         }
     )
     assert not s.is_sqlite
-    assert (s.worker_concurrency, s.polling_interval_sec, s.shutdown_grace_sec) == (3, 0.25, 0.0)
+    assert (
+        s.worker_concurrency,
+        s.worker_polling_interval_seconds,
+        s.worker_shutdown_grace_seconds,
+    ) == (3, 0.25, 0.0)
     assert (s.executor_id, s.pinned_app_version) == ("queue-worker-worker-5d9c7-abcde", "1.2.3")
     assert s.run_migrations is False
     assert (s.log_level, s.log_format) == ("debug", "text")
@@ -56,11 +60,11 @@ def test_api_tokens_from_env_and_file(tmp_path: Path) -> None:
 
 def test_wake_on_notify_defaults_to_the_backend() -> None:
     pg = "postgresql://app@db/dbos"
-    assert load_settings({"DBOS_SYSTEM_DATABASE_URL": pg}).wake_on_notify is True
-    assert load_settings({}).wake_on_notify is False  # SQLite keeps plain polling
+    assert load_settings({"DBOS_SYSTEM_DATABASE_URL": pg}).worker_wake_on_notify is True
+    assert load_settings({}).worker_wake_on_notify is False  # SQLite keeps plain polling
     off = {"DBOS_SYSTEM_DATABASE_URL": pg, "WORKER_WAKE_ON_NOTIFY": "false"}
-    assert load_settings(off).wake_on_notify is False
-    assert load_settings({"WORKER_WAKE_ON_NOTIFY": "false"}).wake_on_notify is False
+    assert load_settings(off).worker_wake_on_notify is False
+    assert load_settings({"WORKER_WAKE_ON_NOTIFY": "false"}).worker_wake_on_notify is False
 
 
 def test_empty_values_mean_default() -> None:
@@ -69,7 +73,11 @@ def test_empty_values_mean_default() -> None:
 
 def test_fairness_limits_are_off_unless_set() -> None:
     off = load_settings({"WORKER_PARTITION_CONCURRENCY": "", "WORKER_RATE_LIMIT": ""})
-    assert (off.partition_concurrency, off.rate_limit, off.rate_period_sec) == (None, None, 1.0)
+    assert (
+        off.worker_partition_concurrency,
+        off.worker_rate_limit,
+        off.worker_rate_period_seconds,
+    ) == (None, None, 1.0)
     on = load_settings(
         {
             "WORKER_PARTITION_CONCURRENCY": "3",
@@ -77,7 +85,11 @@ def test_fairness_limits_are_off_unless_set() -> None:
             "WORKER_RATE_PERIOD_SECONDS": "60",
         }
     )
-    assert (on.partition_concurrency, on.rate_limit, on.rate_period_sec) == (3, 100, 60.0)
+    assert (
+        on.worker_partition_concurrency,
+        on.worker_rate_limit,
+        on.worker_rate_period_seconds,
+    ) == (3, 100, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +146,7 @@ def test_bad_values_fail_with_one_clear_line(env: dict[str, str], expected: str)
 def test_drainer_and_release_worker_settings() -> None:
     s = load_settings({})
     assert (s.worker_role, s.worker_image, s.worker_deployment) == ("main", None, None)
-    assert (s.drain_interval_sec, s.drain_max_replicas) == (15.0, 4)
+    assert (s.drain_interval_seconds, s.drain_max_replicas) == (15.0, 4)
     d = load_settings(
         {
             "WORKER_ROLE": "drain",
@@ -147,5 +159,71 @@ def test_drainer_and_release_worker_settings() -> None:
     assert d.worker_role == "drain"
     assert d.worker_image is not None
     assert d.worker_image.endswith("a" * 64)
-    assert (d.worker_deployment, d.kubernetes_namespace) == ("qw-queue-worker-worker", "queue")
+    assert (d.worker_deployment, d.pod_namespace) == ("qw-queue-worker-worker", "queue")
     assert d.kubernetes_api_url == "https://10.0.0.1:443"
+
+
+# Fields named otherwise than their variable: DBOS's own configuration names, which say nothing
+# of what they are to us. Every other field is its environment variable in lower case.
+DBOS_NAMED = {
+    "database_url": "DBOS_SYSTEM_DATABASE_URL",
+    "pinned_app_version": "DBOS__APPVERSION",
+    "executor_id": "DBOS__VMID",
+}
+
+
+def _variables_read_for_each_field() -> dict[str, set[str]]:
+    """field -> the environment variable names its expression in load_settings mentions
+    (looking into the helper functions it calls, e.g. _wake_on_notify, and the locals it uses)."""
+    import ast
+    import inspect
+
+    import services.common.settings as module
+
+    tree = ast.parse(inspect.getsource(module))
+    helpers = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+
+    def names_in(node: ast.AST) -> set[str]:
+        found = set()
+        for sub in ast.walk(node):
+            text = sub.value if isinstance(sub, ast.Constant) else None
+            if isinstance(text, str) and text.isupper() and text.replace("_", "").isalnum():
+                found.add(text)
+            called = (
+                sub.func.id if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) else ""
+            )
+            if called in helpers and called != "load_settings":
+                found |= names_in(helpers[called])
+            if isinstance(sub, ast.Name) and sub.id in assigned:  # a local computed first
+                found |= names_in(assigned[sub.id])
+        return found
+
+    assigned: dict[str, ast.AST] = {
+        n.targets[0].id: n.value
+        for n in ast.walk(helpers["load_settings"])
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+    }
+
+    (call,) = [
+        n
+        for n in ast.walk(helpers["load_settings"])
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Settings"
+    ]
+    return {kw.arg: names_in(kw.value) for kw in call.keywords if kw.arg}
+
+
+def test_every_field_is_named_after_its_environment_variable() -> None:
+    read = _variables_read_for_each_field()
+    assert set(read) >= set(DBOS_NAMED), read
+    for field, variables in read.items():
+        expected = DBOS_NAMED.get(field, field.upper())
+        assert expected in variables, f"Settings.{field} is read from {sorted(variables)}"
+
+
+def test_the_deletion_cost_needs_the_pod_name() -> None:
+    with pytest.raises(SettingsError, match="WORKER_POD_DELETION_COST=true needs POD_NAME"):
+        load_settings({"WORKER_POD_DELETION_COST": "true"})
+    settings = load_settings({"WORKER_POD_DELETION_COST": "true", "POD_NAME": "qw-worker-abc"})
+    assert settings.worker_pod_deletion_cost
+    assert settings.pod_name == "qw-worker-abc"
+    assert load_settings({}).worker_db_pool_size == 0  # 0: services/worker/pools.py decides

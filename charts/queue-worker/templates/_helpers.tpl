@@ -129,7 +129,8 @@ every object. Never in selectors, which cannot change after install.
 {{- end }}
 
 {{/*
-Checks across values that a JSON schema cannot say clearly. Every template includes this, so
+Checks across values that a JSON schema cannot say clearly. serviceaccount.yaml includes this on
+its first line, outside any condition, so it runs once per render whatever is enabled, and
 `helm template` and `helm install` stop with one of these messages.
 */}}
 {{- define "queue-worker.validate" -}}
@@ -152,14 +153,34 @@ Checks across values that a JSON schema cannot say clearly. Every template inclu
 {{- if lt (float64 $v.worker.deadAfterSeconds) (mulf (float64 $v.worker.heartbeatSeconds) 2.0) }}
 {{- fail (printf "worker.deadAfterSeconds (%v) must be at least twice worker.heartbeatSeconds (%v): one late heartbeat must not get a live worker's work taken away" $v.worker.deadAfterSeconds $v.worker.heartbeatSeconds) }}
 {{- end }}
+{{- if and $v.networkPolicy.enabled $v.networkPolicy.apiFrom (not $v.networkPolicy.metricsFrom) }}
+{{- fail "networkPolicy.apiFrom limits who reaches the API port, which also serves /metrics (the autoscaling signal): set networkPolicy.metricsFrom to your Prometheus's peers as well, or it cannot scrape the API" }}
+{{- end }}
+{{- include "queue-worker.checkConnectionBudget" . }}
 {{- if and $v.api.ingress.enabled (not $v.api.ingress.hosts) }}
 {{- fail "api.ingress.enabled=true needs at least one host in api.ingress.hosts" }}
 {{- end }}
 {{- end }}
 
-{{/* The container security context and the writable /tmp every pod mounts. */}}
+{{/* The container security context of every pod of the chart. */}}
 {{- define "queue-worker.containerSecurityContext" -}}
 {{ toYaml .Values.securityContext }}
+{{- end }}
+
+{{/*
+The writable /tmp of the API, worker, drainer and migrations pods: their root filesystem is
+read-only, and Python and its libraries may still want a scratch directory. The mount goes in
+the container's volumeMounts, the volume (argument: its size limit) in the pod's volumes.
+*/}}
+{{- define "queue-worker.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{- define "queue-worker.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ . }}
 {{- end }}
 
 {{- define "queue-worker.databaseEnv" -}}

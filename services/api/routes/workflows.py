@@ -52,7 +52,8 @@ def _location(workflow_id: str) -> str:
     return f"/api/workflows/{workflow_id}"
 
 
-def _options(req: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
+def enqueue_options(req: EnqueueRequest, workflow_id: str | None = None) -> EnqueueOptions:
+    """The DBOS options of one validated request (bench/ enqueues with exactly these too)."""
     options: EnqueueOptions = {
         "queue_name": req.type.queue,
         "workflow_name": req.type.workflow_name,
@@ -74,15 +75,16 @@ def _options(req: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
         options["workflow_id_reuse_policy"] = "reject"
     if req.priority is not None:
         options["priority"] = req.priority
-    if req.delay_seconds is not None:
-        options["delay_seconds"] = req.delay_seconds
+    delay = req.delay()  # delay_seconds, or the time left until run_at
+    if delay is not None:
+        options["delay_seconds"] = delay
     if req.timeout_seconds is not None:
         options["workflow_timeout"] = req.timeout_seconds
     return options
 
 
-def _enqueue(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None) -> str:
-    handle: WorkflowHandle[Any] = client.enqueue(_options(req, workflow_id), **req.input)
+def enqueue_request(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None = None) -> str:
+    handle: WorkflowHandle[Any] = client.enqueue(enqueue_options(req, workflow_id), **req.input)
     return handle.get_workflow_id()
 
 
@@ -90,7 +92,7 @@ def write_group(client: DBOSClient, reqs: list[EnqueueRequest]) -> list[str]:
     """Requests without an Idempotency-Key, in one transaction (the API's Coalescer groups the
     concurrent ones; POST /api/workflows/batch sends its items when none has a key)."""
     engine: sa.Engine = client_engine(client)
-    items = [(_options(r, None), r.input) for r in reqs]
+    items = [(enqueue_options(r), r.input) for r in reqs]
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return enqueue_many(client, conn, items)
@@ -166,7 +168,7 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
         workflow_id = await request.app.state.coalescer.submit(req)
     elif not replayed:
         try:
-            workflow_id = await run_in_threadpool(_enqueue, client, req, workflow_id)
+            workflow_id = await run_in_threadpool(enqueue_request, client, req, workflow_id)
         except DBOSWorkflowIDInUseError:
             # Another request with this key inserted the row between our read and our insert.
             # The row exists now, so its stored fingerprint decides: a retry, or a conflict.
@@ -183,7 +185,7 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
     )
     body_out: dict[str, Any] = {
         "workflow_id": workflow_id,
-        "workflow_status": "DELAYED" if req.delay_seconds else "ENQUEUED",
+        "workflow_status": "DELAYED" if req.delay() else "ENQUEUED",
         "steps_completed": 0 if req.num_steps is not None else None,
         "num_steps": req.num_steps,
         "queue_name": req.type.queue,
@@ -213,7 +215,7 @@ def _enqueue_batch(
             workflow_id = idempotent_workflow_id(key) if key is not None else None
             try:
                 handle: WorkflowHandle[Any] = client.enqueue_in_transaction(
-                    conn, _options(req, workflow_id), **req.input
+                    conn, enqueue_options(req, workflow_id), **req.input
                 )
                 ids.append(handle.get_workflow_id())
             except DBOSWorkflowIDInUseError:

@@ -117,7 +117,11 @@
     }
     const data = await readJson(res);
     if (res.status === 401) needToken();
-    if (!res.ok) throw new HttpError(res.status, errorMessage(data, res));
+    if (!res.ok) {
+      const err = new HttpError(res.status, errorMessage(data, res));
+      err.field = (data && data.error && data.error.field) || null; // the field the API names
+      throw err;
+    }
     return { data, link: res.headers.get("Link") };
   }
 
@@ -739,6 +743,10 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  // For the page's other scripts (forms.js, schedules.js): one HTTP path (token, errors) and one
+  // way to show a new workflow.
+  window.queueWorker = Object.assign(window.queueWorker || {}, { request, showNewWorkflow });
 
   state.pageUrl = firstPageUrl();
   els.forgetToken.hidden = !state.token;

@@ -19,6 +19,10 @@ from dbos import DBOS
 from services.common.dbos_internals import workflow_registry
 from services.common.workflow_types import catalogue
 
+# The workflow /api/schedules' schedules invoke; registered with the rest (and so part of the
+# application version DBOS hashes from the registered workflows).
+from services.worker import schedule_runner  # noqa: F401
+
 # Sorted, so every replica registers the workflows in the same order.
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")

@@ -1,8 +1,9 @@
-"""The few Kubernetes API calls the drainer makes, over plain HTTPS with the pod's ServiceAccount.
+"""The few Kubernetes API calls we make, over plain HTTPS with the pod's ServiceAccount.
 
-Deployments in one namespace only: get, list by label, create, scale (merge patch) and delete;
-the chart's Role grants exactly these verbs. No client library: five requests do not justify a
-dependency (and its lock-file churn) in the worker image.
+The drainer: Deployments in one namespace only (get, list by label, create, scale, delete). A
+worker: a merge patch of its own pod's annotations (the pod-deletion cost). The chart's Roles
+grant exactly these verbs. No client library: six requests do not justify a dependency (and its
+lock-file churn) in the worker image.
 """
 
 from __future__ import annotations
@@ -54,15 +55,14 @@ class Kube:
             port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
             if not host:
                 raise SettingsError(
-                    "the drainer needs the Kubernetes API: run it in a pod, or set "
-                    "KUBERNETES_API_URL"
+                    "the Kubernetes API is needed: run in a pod, or set KUBERNETES_API_URL"
                 )
             url = f"https://{host}:{port}"
-        namespace = settings.kubernetes_namespace
+        namespace = settings.pod_namespace
         if namespace is None:
             ns_file = SERVICE_ACCOUNT / "namespace"
             if not ns_file.is_file():
-                raise SettingsError("the drainer needs its namespace: set POD_NAMESPACE")
+                raise SettingsError("the Kubernetes namespace is needed: set POD_NAMESPACE")
             namespace = ns_file.read_text().strip()
         token = SERVICE_ACCOUNT / "token"
         ca = SERVICE_ACCOUNT / "ca.crt"
@@ -140,3 +140,13 @@ class Kube:
         except KubeError as exc:
             if exc.status != 404:  # already gone is what we wanted
                 raise
+
+    def annotate_pod(self, name: str, annotations: dict[str, str]) -> Obj:
+        """Merge these annotations into a pod's (a worker patches only its own: the chart's
+        ValidatingAdmissionPolicy refuses any other pod and any other change)."""
+        return self._request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.namespace}/pods/{name}",
+            {"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
