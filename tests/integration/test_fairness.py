@@ -126,3 +126,25 @@ def test_a_rate_limit_holds_and_the_metrics_say_so(rate_limited: Stack) -> None:
     # At most 2 starts in any 4 s window: the 3rd waits for the 1st to leave the window.
     for first, third in zip(starts, starts[2:], strict=False):
         assert third - first >= 3900, starts
+
+
+def test_a_scheduled_run_runs_on_a_partitioned_queue(partitioned: Stack) -> None:
+    """A partitioned queue dequeues only rows with a key: scheduled runs get the default one."""
+    with partitioned.client() as http:
+        body = {
+            "name": "fair-nightly",
+            "type": "demo",
+            "input": {"num_steps": 1, "step_seconds": 0},
+            "cron": "0 0 1 1 *",
+        }
+        assert http.post("/api/schedules", json=body).status_code == 201
+        resp = http.post("/api/schedules/fair-nightly/trigger")
+        assert resp.status_code == 202, resp.text
+        workflow_id = resp.json()["workflow_id"]
+        wait_for(
+            lambda: http.get(f"/api/workflows/{workflow_id}").status_code == 200,
+            timeout=30,
+            what="the scheduled run to be enqueued",
+        )
+        run = wait_status(http, workflow_id, {"SUCCESS", "ERROR"}, timeout=30)
+    assert (run["workflow_status"], run["partition_key"]) == ("SUCCESS", "default")
