@@ -2,7 +2,8 @@
 
 Sections: enqueue, list (with /metrics), workers, latency (with the idle worker's database cost),
 wake (wake-ups on enqueue and on completion, beside bare DBOS and procrastinate), pools (the
-worker's DBOS pool at its default size vs the earlier concurrency + 5).
+worker's DBOS pool at its default size vs the earlier concurrency + 5), pooler
+(PgBouncer in session mode against direct connections; needs pgbouncer).
 Needs the machine's Postgres (BENCH_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres; loopback only) and wrk. Progress goes to stderr, the table to stdout; results are
 written to bench/results/<full|quick>.json and .md.
@@ -26,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from bench import enqueue, latency, listing, pool_size, report, wake, workers
+from bench import enqueue, latency, listing, pool_size, pooler, report, wake, workers
 from bench.common import DEFAULT_ADMIN_URL, Bench, progress
 
 SECTIONS = {
@@ -36,6 +37,7 @@ SECTIONS = {
     "latency": latency.run,
     "wake": wake.run,
     "pools": pool_size.run,
+    "pooler": pooler.run,
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -104,6 +104,12 @@ def db_name(url: str) -> str:
     return str(sa.make_url(url).database)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Proc(ChildProcess):
     """A benchmark's child process (its own session): its peak RSS is read before it stops."""
 
@@ -113,9 +119,7 @@ class Proc(ChildProcess):
         self._terminated = False
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time this process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def sample_rss(self) -> float | None:
         if self.proc.poll() is None:

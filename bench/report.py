@@ -490,6 +490,10 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         rows += _rows_wake(results["wake"])
     if "pools" in results:
         rows += _rows_pools(results["pools"])
+    if "pooler" in results:
+        from bench.pooler import rows as pooler_rows  # it imports Row from here
+
+        rows += pooler_rows(results["pooler"])
     rows += _rows_memory(results.get("peak_rss_mib", {}))
     return rows
 

@@ -24,11 +24,22 @@ from services.api.coalescer import Coalescer
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
-from services.api.routes import health, page, queues, schedules, workflow_types, workflows
+from services.api.routes import (
+    failures,
+    health,
+    page,
+    queues,
+    schedules,
+    steps,
+    workflow_types,
+    workflows,
+)
 from services.api.version_metrics import VersionCollector, VersionStatsCache
+from services.common.failures_sql import FailureQueries
 from services.common.names import APP_NAME
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.steps_sql import StepQueries
 from services.common.versions_sql import VersionQueries
 from services.common.workflow_types import catalogue
 
@@ -69,7 +80,11 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
     queries = WorkflowQueries(
-        create_engine(settings.database_url, pool_size=settings.api_db_pool_size)
+        create_engine(
+            settings.database_url,
+            pool_size=settings.api_db_pool_size,
+            pooler=settings.database_pooler,
+        )
     )
     registry = CollectorRegistry()
     registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_seconds)))
@@ -102,6 +117,9 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
 
     app = Starlette(
         routes=[
+            # First: its /api/workflows/bulk/... routes must win over /api/workflows/{id}/...
+            *failures.routes,
+            *steps.routes,
             *workflows.build_routes(declared),
             *workflow_types.routes,
             *schedules.routes,
@@ -116,7 +134,12 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=MAX_BODY_BYTES,
-                per_path={"/api/workflows/batch": MAX_BATCH_BODY_BYTES},
+                # A bulk action names up to 1,000 workflow ids (36-byte UUIDs and longer).
+                per_path={
+                    "/api/workflows/batch": MAX_BATCH_BODY_BYTES,
+                    "/api/workflows/bulk/retry": MAX_BATCH_BODY_BYTES,
+                    "/api/workflows/bulk/cancel": MAX_BATCH_BODY_BYTES,
+                },
             ),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, BodyTooLarge: _body_too_large},
@@ -125,5 +148,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     app.state.settings = settings
     app.state.catalogue = declared
     app.state.queries = queries
+    app.state.step_queries = StepQueries(queries.engine)
+    app.state.failure_queries = FailureQueries(queries.engine)
     app.state.metrics_registry = registry
     return app

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services import __version__
+from services.api import openapi_ops
 from services.api.openapi_schedules import schedule_paths, schedule_schemas
 from services.api.validation import (
     DEFAULT_LIMIT,
@@ -89,6 +90,9 @@ _DETAIL_PROPS: dict[str, Any] = {
     "app_version": {"type": ["string", "null"]},
     "recovery_attempts": {"type": "integer", "minimum": 0},
     "error": {"type": ["string", "null"]},
+    "input": {"description": "The workflow's input (its keyword arguments), as JSON."},
+    "result": {"description": "What the workflow returned (null until SUCCESS)."},
+    "forked_from": {"type": ["string", "null"], "description": "The workflow this one forks."},
 }
 
 
@@ -320,6 +324,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
         },
     }
     schemas.update(schedule_schemas(catalogue))
+    schemas.update(openapi_ops.schemas(_WORKFLOW_PROPS, _WORKFLOW_REQUIRED))
     ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in schemas}
     workflow_action = {
         "parameters": [_WORKFLOW_ID_PARAM],
@@ -507,6 +512,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
         },
     }
     paths.update(schedule_paths())
+    paths.update(openapi_ops.paths())
     for path, item in paths.items():
         if path.startswith("/api/"):
             for operation in item.values():

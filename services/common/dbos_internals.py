@@ -30,11 +30,13 @@ from dbos._error import (
     DBOSWorkflowIDInUseError,
 )
 
-# Decoding what DBOS stored (events, inputs, errors) in the API's own SQL reads, which bypass
-# DBOS's client to read a page of workflows in one statement.
+# Decoding what DBOS stored (events, inputs, outputs, errors, step outputs) in the API's own SQL
+# reads (services/common/payloads.py), which bypass DBOS's client to read a page of workflows, or
+# a workflow with its payloads, in one statement.
 from dbos._serialization import (
     DBOSPortableJSON,
     DefaultSerializer,
+    deserialize_args,
     deserialize_exception,
     deserialize_value,
 )
@@ -51,6 +53,7 @@ __all__ = [
     "client_engine",
     "dbos_instance",
     "dbos_queue",
+    "deserialize_args",
     "deserialize_exception",
     "deserialize_value",
     "enqueue_many",

@@ -24,6 +24,17 @@ SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Obj = dict[str, Any]
 
 
+def _status_message(body: bytes) -> str:
+    """The API server's own sentence (a Status object's `message`: e.g. which admission policy
+    refused and why), else the start of the body."""
+    text = body.decode(errors="replace")
+    try:
+        message = json.loads(text).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return message[:1000] if isinstance(message, str) and message else text[:300]
+
+
 class KubeError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API answered {status}: {message}")
@@ -101,8 +112,7 @@ class Kube:
             ) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise KubeError(exc.code, detail) from None
+            raise KubeError(exc.code, _status_message(exc.read())) from None
         result: Obj = json.loads(raw) if raw else {}
         return result
 

@@ -41,6 +41,14 @@ def migrate(settings: Settings, *, app_role: str | None = None) -> int:
     if settings.log_level != "debug":
         # DBOS logs one line per migration step (over 60 on a fresh database).
         logging.getLogger("dbos").setLevel(logging.WARNING)
+    if settings.database_pooler:
+        # DDL, CREATE DATABASE on the `postgres` database and DBOS's session advisory lock are the
+        # database owner's business: migrations connect to Postgres itself, never via PgBouncer.
+        log.error(
+            "queue-worker migrate connects to Postgres directly: unset DATABASE_POOLER and give it "
+            "the server's own URL (the chart's migrations.existingSecret)"
+        )
+        return 2
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database:
         parent = Path(url.database).expanduser().resolve().parent

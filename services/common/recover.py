@@ -21,7 +21,9 @@ log = logging.getLogger("queue_worker.recover")
 
 def recover(settings: Settings, *, executor_id: str, to_version: str | None, force: bool) -> int:
     configure_logging(settings.log_level, settings.log_format, "recover")
-    queries = ExecutorQueries(create_engine(settings.database_url, pool_size=1))
+    queries = ExecutorQueries(
+        create_engine(settings.database_url, pool_size=1, pooler=settings.database_pooler)
+    )
     try:
         age = last_seen_age_sec(queries, executor_id)
         if age is not None and age < settings.worker_dead_after_seconds and not force:

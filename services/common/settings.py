@@ -15,6 +15,8 @@ from typing import TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from services.common.pooler import POOLERS, UNSAFE_POOLERS
+
 DEFAULT_DATABASE_URL = "sqlite:///dbos_queue_worker.sqlite"
 
 T = TypeVar("T")
@@ -72,6 +74,10 @@ class Settings:
     # How often DBOS's scheduler re-reads the schedules: a new, paused, resumed or deleted
     # schedule takes effect within this long (DBOS's own default is 30 s).
     scheduler_polling_interval_seconds: float
+    # DATABASE_POOLER: "" (direct) or "pgbouncer-session" (DBOS_SYSTEM_DATABASE_URL is a PgBouncer
+    # in session mode: every engine opens a short client session per checkout; services/common/
+    # pooler.py).
+    database_pooler: str
     # API side.
     max_num_steps: int
     default_step_seconds: float
@@ -81,6 +87,11 @@ class Settings:
     # Both.
     log_level: str
     log_format: str
+    # Worker side: finished workflows older than this are deleted (0: never), in batches of
+    # retention_batch_size, checked every retention_interval_seconds (services/worker/retention.py).
+    retention_max_age_seconds: float = 30 * 24 * 3600.0
+    retention_batch_size: int = 1000
+    retention_interval_seconds: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -233,6 +244,18 @@ def _wake_on_notify(source: Mapping[str, str], database_url: str) -> bool:
     return value
 
 
+def _database_pooler(source: Mapping[str, str], database_url: str) -> str:
+    name = "DATABASE_POOLER"
+    raw = (source.get(name) or "").strip().lower()
+    if raw in UNSAFE_POOLERS:
+        raise SettingsError(f"{name}={raw!r} is not supported: {UNSAFE_POOLERS[raw]}")
+    if raw not in POOLERS:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(p for p in POOLERS if p)}")
+    if raw and make_url(database_url).get_backend_name() != "postgresql":
+        raise SettingsError(f"{name}={raw} needs a postgresql:// DBOS_SYSTEM_DATABASE_URL")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `env` (default: os.environ). Raises SettingsError on a bad value."""
     source = os.environ if env is None else env
@@ -298,6 +321,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler_polling_interval_seconds=get(
             "SCHEDULER_POLLING_INTERVAL_SECONDS", "10", lambda n, r: _float(n, r, 0.1, 3600.0)
         ),
+        database_pooler=_database_pooler(source, database_url),
         max_num_steps=get("MAX_NUM_STEPS", "1000", lambda n, r: _int(n, r, 1, 1_000_000)),
         default_step_seconds=get(
             "DEFAULT_STEP_SECONDS", "1.0", lambda n, r: _float(n, r, 0.0, 3600.0)
@@ -313,6 +337,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             lambda n, r: _choice(n, r, ("debug", "info", "warning", "error")),
         ),
         log_format=get("LOG_FORMAT", "json", lambda n, r: _choice(n, r, ("json", "text"))),
+        retention_max_age_seconds=get(
+            "RETENTION_MAX_AGE_SECONDS",
+            "2592000",
+            lambda n, r: _float(n, r, 0.0, 100 * 365 * 86400.0),
+        ),
+        retention_batch_size=get(
+            "RETENTION_BATCH_SIZE", "1000", lambda n, r: _int(n, r, 1, 100_000)
+        ),
+        retention_interval_seconds=get(
+            "RETENTION_INTERVAL_SECONDS", "60", lambda n, r: _float(n, r, 0.1, 86400.0)
+        ),
     )
     if settings.worker_dead_after_seconds < 2 * settings.worker_heartbeat_seconds:
         # One late heartbeat must not get a live worker's work taken away.

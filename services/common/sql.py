@@ -18,13 +18,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.common.dbos_internals import (
-    DefaultSerializer,
-    deserialize_exception,
-    deserialize_value,
-)
+from services.common.dbos_internals import DefaultSerializer, deserialize_value
 from services.common.names import PROGRESS_EVENT
+from services.common.payloads import decode_error, decode_inputs, decode_value
+from services.common.pooler import PGBOUNCER_SESSION, set_on_connect
 from services.common.queue_holds_sql import HOLD_REASONS, queue_holds
+
+# Our reads and writes give up after this long rather than hang a request or a worker thread.
+STATEMENT_TIMEOUT_MS = 10_000
 
 # Columns of one workflow row as the API reports it, with its progress event joined in.
 # The join is on the event table's primary key, so a page of N rows is one statement, not N+1.
@@ -51,13 +52,17 @@ _AFTER_CURSOR = (
     "(ws.created_at < :cursor_created_at OR ws.workflow_uuid < :cursor_id)"
 )
 
-# dbos 3.4 writes a finished workflow's error (and output) to workflow_output; older rows kept
-# it in workflow_status. DBOS's own reads coalesce the two the same way.
+# DBOS 3.4 writes a workflow's output and error to workflow_output and its inputs to
+# workflow_input (the workflow_status columns of those names stay NULL on new rows, and hold them
+# only on rows written by older dbos versions): reading ws.error alone showed every failure
+# as `error: null`.
 _GET_ONE = """
-SELECT {columns}, COALESCE(wo.error, ws.error) AS error, ws.serialization
+SELECT {columns}, COALESCE(wo.error, ws.error) AS error, COALESCE(wo.output, ws.output) AS output,
+    COALESCE(wi.inputs, ws.inputs) AS inputs, ws.serialization, ws.forked_from
 FROM {s}workflow_status ws
 LEFT JOIN {s}workflow_events ev ON ev.workflow_uuid = ws.workflow_uuid AND ev.key = :event_key
 LEFT JOIN {s}workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
+LEFT JOIN {s}workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
 WHERE ws.workflow_uuid = :workflow_id
 """
 
@@ -105,6 +110,10 @@ class WorkflowRow:
     # The queue the API enqueued it on (kept in attributes: DBOS clears queue_name on cancel).
     queue_hint: str | None = None
     error: str | None = None
+    # Detail only (get): the decoded input and result, and the workflow this one was forked from.
+    input: Any = None
+    result: Any = None
+    forked_from: str | None = None
     # The tenant key it was enqueued under (DBOS's queue_partition_key).
     partition_key: str | None = None
 
@@ -143,20 +152,30 @@ class WorkflowTiming:
     recovery_attempts: int
 
 
-def create_engine(database_url: str, *, pool_size: int = 5) -> sa.Engine:
-    """A read engine for this module. Postgres statements time out rather than hang a request."""
+def create_engine(database_url: str, *, pool_size: int = 5, pooler: str = "") -> sa.Engine:
+    """A read engine for this module. Postgres statements time out rather than hang a request.
+    With `pooler` (DATABASE_POOLER), one short client session per checkout (services/common/
+    pooler.py): PgBouncer, not this process, bounds the server connections."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {
+            "application_name": "queue_worker_api_reads",
+            "connect_timeout": 5,
+        }
+        if pooler == PGBOUNCER_SESSION:
+            engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args=connect_args)
+            set_on_connect(engine, {"statement_timeout": str(STATEMENT_TIMEOUT_MS)})
+            return engine
         return sa.create_engine(
-            url.set(drivername="postgresql+psycopg"),
+            url,
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=10,
             pool_pre_ping=True,
             connect_args={
-                "application_name": "queue_worker_api_reads",
-                "connect_timeout": 5,
-                "options": "-c statement_timeout=10000",
+                **connect_args,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             },
         )
     return sa.create_engine(url, connect_args={"timeout": 10})
@@ -341,19 +360,8 @@ def _to_row(m: Any, *, with_error: bool = False) -> WorkflowRow:
         num_steps=num_steps,
         queue_hint=queue_hint if isinstance(queue_hint, str) else None,
         partition_key=m["queue_partition_key"],
-        error=_decode_error(m["error"], m["serialization"]) if with_error else None,
+        error=decode_error(m["error"], m["serialization"]) if with_error else None,
+        input=decode_inputs(m["inputs"], m["serialization"]) if with_error else None,
+        result=decode_value(m["output"], m["serialization"]) if with_error else None,
+        forked_from=m["forked_from"] if with_error else None,
     )
-
-
-def _decode_error(value: str | None, serialization: str | None) -> str | None:
-    """The workflow's exception as "Type: message" (DBOS stores it serialized)."""
-    if value is None:
-        return None
-    try:
-        exc = deserialize_exception(value, serialization, DefaultSerializer())
-    except Exception:
-        return value[:1000]
-    # A portable error (DBOS's JSON serialization) carries the raised type's name as `name`.
-    name = getattr(exc, "name", None)
-    kind = name if isinstance(name, str) and name else type(exc).__name__
-    return f"{kind}: {exc}"[:1000]

@@ -152,7 +152,7 @@ def run_drainer(settings: Settings, *, metrics_host: str, metrics_port: int) -> 
     configure_logging(settings.log_level, settings.log_format, "drainer")
     try:
         kube = Kube.from_settings(settings)
-        engine = create_engine(settings.database_url, pool_size=2)
+        engine = create_engine(settings.database_url, pool_size=2, pooler=settings.database_pooler)
         drainer = Drainer(settings, kube, engine)
     except SettingsError as exc:
         log.error(str(exc))

@@ -35,3 +35,9 @@ DBOS_EXTRA_CONNECTIONS = 1
 def connections_per_worker(dbos_pool: int) -> int:
     """The most connections one worker pod holds: what the chart's budget counts per worker."""
     return dbos_pool + DBOS_EXTRA_CONNECTIONS + OWN_POOL_SIZE + LISTENER_CONNECTIONS
+
+
+# Behind PgBouncer in session mode (DATABASE_POOLER) a worker's pools open short client sessions,
+# but two stay open for good and each pins one of PgBouncer's server connections: DBOS's
+# notification listener and our wake-up listener. The chart sizes PgBouncer's pool past them.
+PINNED_SESSIONS_PER_WORKER = 2

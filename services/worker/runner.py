@@ -24,6 +24,8 @@ from services.common.executor_sql import ExecutorQueries
 from services.common.kube import Kube
 from services.common.logs import configure_logging
 from services.common.names import APP_NAME
+from services.common.pooler import dbos_engine_kwargs
+from services.common.retention_sql import RetentionQueries
 from services.common.settings import Settings, SettingsError
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.versions_sql import VersionQueries
@@ -35,6 +37,7 @@ from services.worker.listener import WakeListener
 from services.worker.liveness import Liveness
 from services.worker.metrics import WorkerMetrics, active_workflows, register_wake_metrics
 from services.worker.pools import OWN_POOL_SIZE, dbos_pool_size
+from services.worker.retention import RetentionLoop
 from services.worker.version import announce, workflow_version
 from services.worker.wake import Wakeups
 
@@ -50,7 +53,9 @@ def dbos_config(settings: Settings) -> DBOSConfig:
         "executor_id": settings.executor_id,
         "run_migrations": settings.run_migrations,
         "log_level": settings.log_level.upper(),
-        "sys_db_pool_size": dbos_pool_size(settings),
+        # Behind PgBouncer: NullPool, so no pool size (services/common/pooler.py).
+        "sys_db_pool_size": None if settings.database_pooler else dbos_pool_size(settings),
+        "db_engine_kwargs": dbos_engine_kwargs(settings.database_pooler) or None,
         "scheduler_polling_interval_sec": settings.scheduler_polling_interval_seconds,
     }
 
@@ -136,7 +141,9 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
 
     # One small pool for our own SQL (readiness, metrics reads, heartbeats, recovery sweeps);
     # DBOS keeps its own pool for the workflows.
-    engine = create_engine(settings.database_url, pool_size=OWN_POOL_SIZE)
+    engine = create_engine(
+        settings.database_url, pool_size=OWN_POOL_SIZE, pooler=settings.database_pooler
+    )
     queries = WorkflowQueries(engine)
 
     def is_ready() -> tuple[bool, str]:
@@ -154,6 +161,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
     metrics = WorkerMetrics(settings, app_version, queries)
     executors = ExecutorQueries(engine)
     liveness = Liveness(settings, app_version, executors, metrics.registry)
+    retention = RetentionLoop(settings, RetentionQueries(engine), metrics.registry)
     server = HealthServer(build_health_app(metrics.registry, is_ready), metrics_host, metrics_port)
     server.start()
 
@@ -194,6 +202,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         os._exit(1)
     liveness.start()
     deletion_cost = start_deletion_cost(settings)
+    retention.start()
     log.info("worker ready")
     stop.wait()
 
@@ -208,6 +217,7 @@ def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> i
         listener.stop()
     if deletion_cost is not None:
         deletion_cost.stop()
+    retention.stop()
     liveness.stop()
     hand_back(settings, app_version, executors, liveness)
     log.info("worker stopped", extra={"drain_sec": round(time.monotonic() - started, 3)})

@@ -792,3 +792,27 @@ def test_the_wait_time_target_replaces_the_depth_metric() -> None:
     assert [m["external"]["metric"]["name"] for m in depth["spec"]["metrics"]] == [
         "queue_worker_queue_backlog"
     ]
+
+
+def test_retention_values_reach_the_workers_settings(tmp_path: Path) -> None:
+    on = load_settings(_env_values(_worker_container(render()), tmp_path / "tokens"))
+    assert on.retention_max_age_seconds == 2592000
+    assert on.retention_batch_size == 1000
+    assert on.retention_interval_seconds == 60
+    custom = render(
+        set_values={
+            "retention.maxAgeSeconds": "3600",
+            "retention.batchSize": "50",
+            "retention.intervalSeconds": "5",
+        }
+    )
+    settings = load_settings(_env_values(_worker_container(custom), tmp_path / "tokens"))
+    assert (settings.retention_max_age_seconds, settings.retention_batch_size) == (3600, 50)
+    assert settings.retention_interval_seconds == 5
+    off = render(set_values={"retention.enabled": "false"})
+    assert (
+        load_settings(
+            _env_values(_worker_container(off), tmp_path / "tokens")
+        ).retention_max_age_seconds
+        == 0
+    )

@@ -111,14 +111,14 @@ def value_args(
     values_files: Sequence[str | Path] = (), set_values: Mapping[str, object] | None = None
 ) -> list[str]:
     """-f for each values file (relative ones from deploy/values/); --set-string for str values,
-    --set for numbers and booleans, --set-json for lists and maps (the chart's schema checks the
-    types)."""
+    --set for integers and booleans, --set-json for floats (helm's --set reads "1.5" as a string),
+    lists and maps (the chart's schema checks the types)."""
     args: list[str] = []
     for f in values_files:
         path = Path(f)
         args += ["-f", str(path if path.is_absolute() else VALUES_DIR / path)]
     for key, value in (set_values or {}).items():
-        if isinstance(value, (list, dict)):
+        if isinstance(value, (list, dict, float)):
             args += ["--set-json", f"{key}={json.dumps(value)}"]
         elif isinstance(value, bool):
             args += ["--set", f"{key}={str(value).lower()}"]

@@ -645,3 +645,141 @@ def test_schedules_panel_creates_pauses_triggers_and_deletes(
     with stack.client() as client:
         assert client.get("/api/schedules/every-2s").status_code == 404
     assert_no_console_errors(driver, expected=("status of 422",))
+
+
+# ---- issue 13: the detail view and the failures view ---------------------------------------
+
+DETAIL_JS = """
+const d = document.getElementById('detail-dialog');
+if (!d) return null;
+return {
+  open: d.open,
+  title: document.getElementById('detail-title').textContent,
+  status: d.dataset.status || null,
+  error: document.getElementById('detail-error').textContent,
+  input: document.getElementById('detail-input').textContent,
+  facts: Object.fromEntries(Array.from(document.querySelectorAll('#detail-facts dd'))
+    .map(dd => [dd.dataset.fact, dd.textContent])),
+  steps: Array.from(document.querySelectorAll('#detail-steps tr')).map(tr => ({
+    id: Number(tr.dataset.functionId), status: tr.dataset.status,
+    name: tr.children[1].textContent, runs: tr.children[5].textContent,
+  })),
+};
+"""
+
+
+def detail_state(driver: WebDriver) -> dict[str, Any] | None:
+    state: dict[str, Any] | None = driver.execute_script(DETAIL_JS)
+    return state
+
+
+def fail_after(client: httpx.Client, steps: int, fail_after_steps: int) -> str:
+    body = {"num_steps": steps, "fail_after_steps": fail_after_steps, "step_seconds": 0.05}
+    resp = client.post("/api/workflows/fail-after", json=body)
+    assert resp.status_code == 202, resp.text
+    workflow_id = str(resp.json()["workflow_id"])
+    wait_status(client, workflow_id, {"ERROR"})
+    return workflow_id
+
+
+def test_detail_view_shows_error_input_steps_and_forks(
+    sqlite_stack: Stack, driver: WebDriver
+) -> None:
+    stack = sqlite_stack
+    with stack.client() as client:
+        failed = fail_after(client, 3, 2)
+        api_steps = client.get(f"/api/workflows/{failed}/steps").json()["steps"]
+    open_page(driver, stack)
+    wait_for(lambda: row_state(driver, failed), timeout=10, what="the failed row")
+    driver.find_element(
+        By.CSS_SELECTOR, f'#workflow-rows tr[data-workflow-id="{failed}"] .wf-id'
+    ).click()
+    state = wait_for(
+        lambda: (s := detail_state(driver)) and s["open"] and s["status"] == "ERROR" and s,
+        timeout=10,
+        what="the detail view of the failed workflow",
+    )
+    assert state["title"] == failed
+    assert state["error"] == "IntendedFailure: failed on purpose after 2 of 3 steps"
+    assert '"fail_after_steps": 2' in state["input"]
+    assert state["facts"]["Type"] == "fail-after"
+    assert [s["id"] for s in state["steps"]] == [s["function_id"] for s in api_steps]
+    assert {s["runs"] for s in state["steps"]} == {"1"}
+    second = next(s for s in api_steps if s["name"].endswith("demo_step") and s["output"] == 1)
+
+    driver.find_element(
+        By.CSS_SELECTOR, f'#detail-steps [data-fork-step="{second["function_id"]}"]'
+    ).click()
+    forked = wait_for(
+        lambda: (s := detail_state(driver)) and s["title"] != failed and s.get("facts") and s,
+        timeout=10,
+        what="the detail view to show the fork",
+    )
+    assert forked["facts"]["Forked from"] == failed
+    with stack.client() as client:
+        fork = wait_status(client, forked["title"], {"ERROR"})
+    assert fork["forked_from"] == failed
+    driver.find_element(By.ID, "detail-close").click()
+    wait_for(lambda: not detail_state(driver)["open"], timeout=5, what="the dialog to close")  # type: ignore[index]
+    assert_no_console_errors(driver)
+
+
+FAILURES_JS = """
+return {
+  ids: Array.from(document.querySelectorAll('#dl-rows tr')).map(tr => tr.dataset.workflowId),
+  status: document.getElementById('dl-status').textContent,
+  confirm: !document.getElementById('dl-confirm').hidden,
+};
+"""
+
+
+def failures_state(driver: WebDriver) -> dict[str, Any]:
+    state: dict[str, Any] = driver.execute_script(FAILURES_JS)
+    return state
+
+
+def test_failures_view_filters_then_bulk_retries_after_a_dry_run(
+    stack: Stack, driver: WebDriver
+) -> None:
+    with stack.client() as client:
+        failed = sorted(fail_after(client, 2, 1) for _ in range(2))
+        other = fail_after(client, 2, 0)
+    open_page(driver, stack)
+    set_input(driver, "dl-error", "after 1 of 2 steps")
+    driver.find_element(By.ID, "dl-search").click()
+    wait_for(
+        lambda: sorted(failures_state(driver)["ids"]) == failed,
+        timeout=10,
+        what="the failures view to list the two matching failures",
+    )
+    assert other not in failures_state(driver)["ids"]
+    driver.find_element(By.ID, "dl-select-all").click()
+    driver.find_element(By.ID, "dl-retry-selected").click()
+    wait_for(
+        lambda: (
+            (s := failures_state(driver))["confirm"]
+            and s["status"] == "2 workflows will be retried."
+        ),
+        timeout=10,
+        what="the dry run's count and the Confirm button",
+    )
+    with stack.client() as client:
+        for wid in failed:  # a dry run changed nothing
+            assert client.get(f"/api/workflows/{wid}-retry-1").status_code == 404
+    driver.find_element(By.ID, "dl-confirm").click()
+    wait_for(
+        lambda: failures_state(driver)["status"] == "2 workflows retried.",
+        timeout=15,
+        what="the bulk retry's result",
+    )
+    with stack.client() as client:
+        for wid in failed:
+            retry = client.get(f"/api/workflows/{wid}-retry-1").json()
+            assert retry["forked_from"] == wid
+    # Retried ones leave the outstanding list (their retries fail again and appear instead).
+    wait_for(
+        lambda: not set(failed) & set(failures_state(driver)["ids"]),
+        timeout=10,
+        what="the retried workflows to leave the list",
+    )
+    assert_no_console_errors(driver)

@@ -300,10 +300,18 @@ def test_sql_looking_ids_and_cursors(http: httpx.Client, seeded: list[str]) -> N
     plain = http.get("/api/workflows", params={"cursor": b64(json.dumps([now_ms, "x"]))})
     assert set(seeded) <= {w["workflow_id"] for w in plain.json()}
     for value in SQL_STRINGS:
-        for path in ("", "/cancel", "/resume"):
-            method = "GET" if not path else "POST"
+        for path in ("", "/cancel", "/resume", "/steps", "/retry"):
+            method = "GET" if path in ("", "/steps") else "POST"
             resp = http.request(method, f"/api/workflows/{value}{path}")
             assert_json_error(resp, 404)
+        resp = http.post(f"/api/workflows/{value}/fork", json={"start_step": 1})
+        assert_json_error(resp, 404)
+        resp = http.post("/api/workflows/bulk/retry", json={"workflow_ids": [value]})
+        assert resp.status_code == 202, resp.text
+        assert resp.json()["skipped"] == [{"workflow_id": value, "reason": "no such workflow"}]
+        resp = http.get("/api/dead-letter", params={"error": value, "name": value})
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == []
         # A well-formed cursor whose id is SQL: still just a value to compare against.
         resp = http.get("/api/workflows", params={"cursor": b64(json.dumps([now_ms, value]))})
         assert resp.status_code == 200, (value, resp.text)
@@ -315,6 +323,8 @@ NUL_PATHS = [
     ("GET", "/api/workflows/a%00b"),
     ("POST", "/api/workflows/%00/cancel"),
     ("POST", "/api/workflows/%00/resume"),
+    ("GET", "/api/workflows/%00/steps"),
+    ("POST", "/api/workflows/%00/retry"),
 ]
 
 
@@ -558,6 +568,12 @@ ROUTES = {
     "/api/workflows/x": {"GET"},
     "/api/workflows/x/cancel": {"POST"},
     "/api/workflows/x/resume": {"POST"},
+    "/api/workflows/x/steps": {"GET"},
+    "/api/workflows/x/retry": {"POST"},
+    "/api/workflows/x/fork": {"POST"},
+    "/api/workflows/bulk/retry": {"POST"},
+    "/api/workflows/bulk/cancel": {"POST"},
+    "/api/dead-letter": {"GET"},
     "/api/queues": {"GET"},
     "/healthz": {"GET"},
     "/readyz": {"GET"},

@@ -124,3 +124,10 @@ def test_enqueue_many_relies_on_these_shapes() -> None:
     assert "connection.exec_driver_sql(sql, params)" in prepared
     # "The row is new" is read from fetchone() of the status INSERT.
     assert "results.fetchone()" in inspect.getsource(SystemDatabase._insert_workflow_status)
+
+
+def test_deserialize_args_reads_portable_inputs() -> None:
+    """The API decodes a workflow's stored input (services/common/payloads.py) with it."""
+    raw = '{"positionalArgs":[],"namedArgs":{"num_steps":3}}'
+    decoded = door.deserialize_args(raw, "portable_json", door.DefaultSerializer())
+    assert decoded == {"args": (), "kwargs": {"num_steps": 3}}

@@ -64,3 +64,14 @@ def test_the_thread_stops_promptly() -> None:
     tracker.start()
     tracker.stop()
     assert len(kube.requests) == 1
+
+
+def test_an_api_refusal_reads_as_the_servers_sentence() -> None:
+    from services.common.kube import _status_message
+
+    body = b'{"kind":"Status","status":"Failure","message":"pods \\"x\\" is forbidden: ' + (
+        b"ValidatingAdmissionPolicy 'p' denied request: a worker may change only its own pod"
+        b'","reason":"Invalid","code":422}'
+    )
+    assert _status_message(body).endswith("a worker may change only its own pod")
+    assert _status_message(b"<html>bad gateway</html>") == "<html>bad gateway</html>"

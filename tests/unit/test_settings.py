@@ -67,6 +67,13 @@ def test_wake_on_notify_defaults_to_the_backend() -> None:
     assert load_settings({"WORKER_WAKE_ON_NOTIFY": "false"}).worker_wake_on_notify is False
 
 
+def test_database_pooler_is_off_unless_asked_for() -> None:
+    pg = "postgresql://u@pgbouncer:6432/qw"
+    assert load_settings({"DBOS_SYSTEM_DATABASE_URL": pg}).database_pooler == ""
+    pooled = {"DBOS_SYSTEM_DATABASE_URL": pg, "DATABASE_POOLER": " PgBouncer-Session "}
+    assert load_settings(pooled).database_pooler == "pgbouncer-session"
+
+
 def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
@@ -118,6 +125,18 @@ def test_fairness_limits_are_off_unless_set() -> None:
         (
             {"API_TOKENS_FILE": "/nonexistent/tokens"},
             "API_TOKENS_FILE='/nonexistent/tokens' cannot",
+        ),
+        (
+            {
+                "DATABASE_POOLER": "pgbouncer-transaction",
+                "DBOS_SYSTEM_DATABASE_URL": "postgresql://h/d",
+            },
+            "DATABASE_POOLER='pgbouncer-transaction' is not supported: DBOS LISTENs",
+        ),
+        ({"DATABASE_POOLER": "pgpool"}, "DATABASE_POOLER='pgpool' is not one of pgbouncer-session"),
+        (
+            {"DATABASE_POOLER": "pgbouncer-session"},
+            "needs a postgresql:// DBOS_SYSTEM_DATABASE_URL",
         ),
         ({"WORKER_ROLE": "boss"}, "WORKER_ROLE='boss' is not one of main, drain"),
         ({"WORKER_IMAGE": "repo/worker:1 .0"}, "WORKER_IMAGE='repo/worker:1 .0' is not an image"),
@@ -227,3 +246,18 @@ def test_the_deletion_cost_needs_the_pod_name() -> None:
     assert settings.worker_pod_deletion_cost
     assert settings.pod_name == "qw-worker-abc"
     assert load_settings({}).worker_db_pool_size == 0  # 0: services/worker/pools.py decides
+
+
+def test_retention_settings() -> None:
+    default = load_settings({})
+    assert default.retention_max_age_seconds == 30 * 24 * 3600
+    assert (default.retention_batch_size, default.retention_interval_seconds) == (1000, 60)
+    off = load_settings({"RETENTION_MAX_AGE_SECONDS": "0", "RETENTION_BATCH_SIZE": "10"})
+    assert (off.retention_max_age_seconds, off.retention_batch_size) == (0, 10)
+    for env, expected in [
+        ({"RETENTION_MAX_AGE_SECONDS": "-1"}, "RETENTION_MAX_AGE_SECONDS"),
+        ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE"),
+        ({"RETENTION_INTERVAL_SECONDS": "soon"}, "RETENTION_INTERVAL_SECONDS"),
+    ]:
+        with pytest.raises(SettingsError, match=expected):
+            load_settings(env)

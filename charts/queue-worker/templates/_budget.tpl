@@ -33,7 +33,17 @@ kind that can exist at once, a rolling update's maxSurge (25%) included.
 {{- /* Our migrate's own connection + DBOS.migrate's pool of 2. */}}
 {{- $migrations := ternary 3 0 $v.migrations.enabled }}
 {{- $total := add (mul $perWorker (add $workerPods $drainPods)) $drainer (mul $apiPods (int $v.api.dbPoolSize)) $migrations }}
-{{- dict "perWorker" $perWorker "workerPods" $workerPods "drainPods" $drainPods "drainer" $drainer "apiPods" $apiPods "perApi" (int $v.api.dbPoolSize) "migrations" $migrations "total" $total | toJson }}
+{{- /* Behind PgBouncer (database.pooler) the pods' client sessions come and go and Postgres sees
+       PgBouncer's server connections, plus the migrations Job's (it connects directly). Among
+       those, each worker pod pins 2 for good (pools.py PINNED_SESSIONS_PER_WORKER: DBOS's
+       LISTEN and ours); the pool needs one more per pod (and the drainer) beyond them. */}}
+{{- $pinned := 0 }}{{ $poolMin := 0 }}
+{{- if $v.database.pooler }}
+{{- $pinned = mul 2 (add $workerPods $drainPods) }}
+{{- $poolMin = add $pinned $workerPods $drainPods $apiPods (ternary 1 0 $w.drain.enabled) }}
+{{- $total = add (int $v.database.poolerServerConnections) $migrations }}
+{{- end }}
+{{- dict "perWorker" $perWorker "workerPods" $workerPods "drainPods" $drainPods "drainer" $drainer "apiPods" $apiPods "perApi" (int $v.api.dbPoolSize) "migrations" $migrations "pinned" $pinned "poolMin" $poolMin "total" $total | toJson }}
 {{- end }}
 
 {{/* max_connections of the in-cluster Postgres: the budget plus the reserved connections. */}}
@@ -48,7 +58,27 @@ kind that can exist at once, a rolling update's maxSurge (25%) included.
 {{- $b := include "queue-worker.connectionBudget" . | fromJson }}
 {{- $max := int $v.database.maxConnections }}
 {{- $room := sub $max (int $v.database.reservedConnections) }}
-{{- if and (not $v.postgres.enabled) (gt $max 0) (gt (int $b.total) $room) }}
+{{- if $v.database.pooler }}
+{{- include "queue-worker.checkPooler" (list . $b) }}
+{{- if and (gt $max 0) (gt (int $b.total) $room) }}
+{{- fail (printf "Postgres connection budget exceeded: at worst this release holds %d connections (PgBouncer's database.poolerServerConnections %d + migrations %d, which connect directly), but database.maxConnections %d - database.reservedConnections %d leaves %d. Lower PgBouncer's pool_size and database.poolerServerConnections with it, or raise database.maxConnections to your server's real max_connections" (int $b.total) (int $v.database.poolerServerConnections) (int $b.migrations) $max (int $v.database.reservedConnections) $room) }}
+{{- end }}
+{{- else if and (not $v.postgres.enabled) (gt $max 0) (gt (int $b.total) $room) }}
 {{- fail (printf "Postgres connection budget exceeded: at worst this release holds %d connections (%d worker pods incl. rolling-update surge + %d drain pods, %d each; %d API pods x api.dbPoolSize %d; drainer %d; migrations %d), but database.maxConnections %d - database.reservedConnections %d leaves %d. Lower worker.autoscaling.maxReplicas (or worker.replicas), worker.concurrency or worker.dbPoolSize, worker.drain.maxReplicas, api.replicas or api.dbPoolSize; or raise database.maxConnections to your server's real max_connections; or put PgBouncer in front (docs/kubernetes.md, \"Connection budget\")" (int $b.total) (int $b.workerPods) (int $b.drainPods) (int $b.perWorker) (int $b.apiPods) (int $b.perApi) (int $b.drainer) (int $b.migrations) $max (int $v.database.reservedConnections) $room) }}
+{{- end }}
+{{- end }}
+
+{{/* database.pooler's requirements: an external PgBouncer, a pool with room beyond the pinned
+LISTEN sessions, and migrations that reach Postgres directly. */}}
+{{- define "queue-worker.checkPooler" -}}
+{{- $v := (index . 0).Values }}{{ $b := index . 1 }}
+{{- if $v.postgres.enabled }}
+{{- fail "database.pooler names a PgBouncer you run in front of your Postgres; the throwaway postgres.enabled server has none: set database.url or database.existingSecret to PgBouncer's URL and postgres.enabled=false" }}
+{{- end }}
+{{- if or (not $v.migrations.enabled) (not $v.migrations.existingSecret) }}
+{{- fail "database.pooler: migrations must reach Postgres directly, not through PgBouncer: set migrations.enabled=true and migrations.existingSecret to a Secret with Postgres's own URL (otherwise the Job, or each worker, would migrate through the pooler)" }}
+{{- end }}
+{{- if lt (int $v.database.poolerServerConnections) (int $b.poolMin) }}
+{{- fail (printf "database.poolerServerConnections %d is too small for PgBouncer's pool: %d worker and drain pods pin %d LISTEN sessions (2 each) and every pod needs one more connection beyond those (%d API pods, the drainer): at least %d. Raise PgBouncer's pool_size and this value, or lower worker.autoscaling.maxReplicas" (int $v.database.poolerServerConnections) (add (int $b.workerPods) (int $b.drainPods)) (int $b.pinned) (int $b.apiPods) (int $b.poolMin)) }}
 {{- end }}
 {{- end }}

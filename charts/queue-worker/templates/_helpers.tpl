@@ -193,6 +193,10 @@ the container's volumeMounts, the volume (argument: its size limit) in the pod's
   value: {{ .Values.logging.level | quote }}
 - name: LOG_FORMAT
   value: {{ .Values.logging.format | quote }}
+{{- with .Values.database.pooler }}
+- name: DATABASE_POOLER
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Pod annotations: a checksum of the chart-made Secret, so a new URL rolls the pods. */}}
