@@ -3,7 +3,8 @@
 Sections: enqueue, list (with /metrics), workers, latency (with the idle worker's database cost),
 wake (wake-ups on enqueue and on completion, beside bare DBOS and procrastinate), pools (the
 worker's DBOS pool at its default size vs the earlier concurrency + 5), pooler
-(PgBouncer in session mode against direct connections; needs pgbouncer).
+(PgBouncer in session mode against direct connections; needs pgbouncer), streams (live streams:
+database cost with 1 vs 100 open, progress delay).
 Needs the machine's Postgres (BENCH_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres; loopback only) and wrk. Progress goes to stderr, the table to stdout; results are
 written to bench/results/<full|quick>.json and .md.
@@ -27,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from bench import enqueue, latency, listing, pool_size, pooler, report, wake, workers
+from bench import enqueue, latency, listing, pool_size, pooler, report, streams, wake, workers
 from bench.common import DEFAULT_ADMIN_URL, Bench, progress
 
 SECTIONS = {
@@ -38,6 +39,7 @@ SECTIONS = {
     "wake": wake.run,
     "pools": pool_size.run,
     "pooler": pooler.run,
+    "streams": streams.run,
 }
 ROOT = Path(__file__).resolve().parent.parent
 

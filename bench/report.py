@@ -494,6 +494,10 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         from bench.pooler import rows as pooler_rows  # it imports Row from here
 
         rows += pooler_rows(results["pooler"])
+    if "streams" in results:
+        from bench.streams import rows as stream_rows  # bench.streams imports Row from here
+
+        rows += stream_rows(results["streams"])
     rows += _rows_memory(results.get("peak_rss_mib", {}))
     return rows
 

@@ -1,4 +1,5 @@
-"""The `queue-worker` command: dev, api, worker, migrate, recover, drainer.
+"""The `queue-worker` command: dev, api, worker, migrate, recover, drainer, and the HTTP client
+(enqueue, ls, show, watch, cancel, resume, retry, fork: services/client/).
 
 Configuration comes from the environment (see services/common/settings.py) and these flags. A bad
 value exits with status 2 and one line saying what is wrong.
@@ -10,6 +11,8 @@ import argparse
 import sys
 from typing import NoReturn
 
+from services.client.commands import COMMANDS as CLIENT_COMMANDS
+from services.client.commands import add_client_commands, run_client
 from services.common.settings import Settings, SettingsError, load_settings
 
 
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     drainer.add_argument(
         "--metrics-port", type=_port, default=9000, help="health/metrics port (default 9000)"
     )
+    add_client_commands(sub)
     return parser
 
 
@@ -123,6 +127,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        # The client speaks HTTP only: the server's settings (database URL...) are not its own.
+        return run_client(args)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -25,6 +25,7 @@ from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
 from services.api.routes import (
+    events,
     failures,
     health,
     page,
@@ -34,12 +35,15 @@ from services.api.routes import (
     workflow_types,
     workflows,
 )
+from services.api.stream_metrics import StreamCollector
+from services.api.streams.broker import Broker
 from services.api.version_metrics import VersionCollector, VersionStatsCache
 from services.common.failures_sql import FailureQueries
 from services.common.names import APP_NAME
 from services.common.settings import Settings
-from services.common.sql import WorkflowQueries, create_engine
+from services.common.sql import create_engine
 from services.common.steps_sql import StepQueries
+from services.common.stream_sql import StreamQueries
 from services.common.versions_sql import VersionQueries
 from services.common.workflow_types import catalogue
 
@@ -79,13 +83,14 @@ async def _body_too_large(_: Request, __: Exception) -> Response:
 
 
 def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlette:
-    queries = WorkflowQueries(
+    queries = StreamQueries(
         create_engine(
             settings.database_url,
             pool_size=settings.api_db_pool_size,
             pooler=settings.database_pooler,
         )
     )
+    broker = Broker(queries, settings.stream_poll_seconds)
     registry = CollectorRegistry()
     registry.register(QueueCollector(QueueStatsCache(queries, settings.metrics_cache_seconds)))
     registry.register(
@@ -97,6 +102,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             )
         )
     )
+    registry.register(StreamCollector(broker))
     http_metrics = register_http_metrics(registry)
     declared = catalogue(settings.max_num_steps, settings.default_step_seconds)
 
@@ -112,6 +118,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
         try:
             yield
         finally:
+            broker.close()
             app.state.client.destroy()
             queries.engine.dispose()
 
@@ -120,6 +127,7 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
             # First: its /api/workflows/bulk/... routes must win over /api/workflows/{id}/...
             *failures.routes,
             *steps.routes,
+            *events.routes,  # before workflows': /api/workflows/events is not a workflow id
             *workflows.build_routes(declared),
             *workflow_types.routes,
             *schedules.routes,
@@ -150,5 +158,6 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     app.state.queries = queries
     app.state.step_queries = StepQueries(queries.engine)
     app.state.failure_queries = FailureQueries(queries.engine)
+    app.state.broker = broker
     app.state.metrics_registry = registry
     return app

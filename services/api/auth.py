@@ -1,5 +1,10 @@
 """Bearer-token access control for /api/* when API tokens are configured.
 
+EventSource (the page's live streams) cannot send headers, so on the two stream endpoints only
+(GET /api/workflows/events, GET /api/workflows/{id}/events) the token may come as the query
+parameter `access_token` (RFC 6750 section 2.3). Nowhere else: a token in a URL can end up in
+proxy logs, and the streams only read. uvicorn's access log is off (services/api/serve.py).
+
 Tokens come from API_TOKENS / API_TOKENS_FILE (the chart mounts a Secret). Every candidate is
 compared with hmac.compare_digest and all of them are always checked, so the time taken says
 nothing about which token, or which part of one, was close. A refusal never says why.
@@ -8,10 +13,20 @@ nothing about which token, or which part of one, was close. A refusal never says
 from __future__ import annotations
 
 import hmac
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.errors import error_response
+
+# The query parameter that may carry the token on the stream endpoints (a name, not a secret).
+TOKEN_PARAM = "access_token"  # noqa: S105
+
+
+def is_stream_path(path: str) -> bool:
+    """GET /api/workflows/events and GET /api/workflows/{id}/events."""
+    parts = path.split("/")
+    return parts[:3] == ["", "api", "workflows"] and parts[-1] == "events" and len(parts) in (4, 5)
 
 
 class BearerAuthMiddleware:
@@ -25,6 +40,12 @@ class BearerAuthMiddleware:
             if name == b"authorization":
                 header = value
                 break
+        if not header and scope["method"] == "GET" and is_stream_path(scope["path"]):
+            query = scope.get("query_string", b"").decode("latin-1")
+            for name, value in parse_qsl(query):
+                if name == TOKEN_PARAM:
+                    header = b"Bearer " + value.encode("latin-1", "replace")
+                    break
         scheme, _, presented = header.partition(b" ")
         ok = False
         for token in self.tokens:

@@ -138,6 +138,22 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
+_ACCESS_TOKEN_PARAM: dict[str, Any] = {
+    "name": "access_token",
+    "in": "query",
+    "required": False,
+    "description": "The API token, for clients that cannot send headers (EventSource).",
+    "schema": {"type": "string"},
+}
+
+
+def _event_stream(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+
+
 def _input_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/Input.{name}"}
 
@@ -335,6 +351,27 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
             "503": _error("The database is unavailable."),
         },
     }
+    list_params: list[dict[str, Any]] = [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT,
+            },
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "status",
+            "in": "query",
+            "description": "One status, or several separated by commas.",
+            "schema": {"type": "string"},
+        },
+        {"name": "name", "in": "query", "schema": {"type": "string"}},
+        {"name": "queue", "in": "query", "schema": {"type": "string"}},
+    ]
     paths: dict[str, Any] = {
         "/api/workflows": {
             "post": {
@@ -359,27 +396,7 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
                 "summary": "List workflows, newest first",
                 "description": 'The next page, if any, is in the `Link: <...>; rel="next"` header.',
                 "operationId": "listWorkflows",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_LIMIT,
-                            "default": DEFAULT_LIMIT,
-                        },
-                    },
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "description": "One status, or several separated by commas.",
-                        "schema": {"type": "string"},
-                    },
-                    {"name": "name", "in": "query", "schema": {"type": "string"}},
-                    {"name": "queue", "in": "query", "schema": {"type": "string"}},
-                ],
+                "parameters": list_params,
                 "responses": {
                     "200": {
                         **_json({"type": "array", "items": ref["Workflow"]}, "One page."),
@@ -394,6 +411,24 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
                     "503": _error("The database is unavailable."),
                 },
             },
+        },
+        "/api/workflows/events": {
+            "get": {
+                "summary": "Live changes of one list page (Server-Sent Events)",
+                "description": (
+                    "Takes GET /api/workflows's query parameters. `event: list` carries"
+                    " {snapshot, workflows, removed, order, next}: a snapshot first, then the"
+                    " rows that changed; `event: queues` carries GET /api/queues's body when it"
+                    " changes. Last-Event-ID resumes after that event on the same API process,"
+                    " else a snapshot starts the stream."
+                ),
+                "operationId": "streamWorkflowList",
+                "parameters": [*list_params, _ACCESS_TOKEN_PARAM],
+                "responses": {
+                    "200": _event_stream("List snapshots and changes."),
+                    "400": _error("A bad query parameter."),
+                },
+            }
         },
         "/api/workflows/batch": {
             "post": {
@@ -436,6 +471,24 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
                     "200": _json(ref["WorkflowDetail"], "The workflow."),
                     "404": _error("No such workflow."),
                     "503": _error("The database is unavailable."),
+                },
+            }
+        },
+        "/api/workflows/{workflow_id}/events": {
+            "get": {
+                "summary": "Live state of one workflow (Server-Sent Events)",
+                "description": (
+                    "Each `data:` is the workflow as GET /api/workflows/{workflow_id} returns it,"
+                    " sent now and after each change; the stream ends after a terminal status."
+                    " Send Last-Event-ID to get only a state you have not seen (204 if it was"
+                    " the final one). A comment line is sent every STREAM_HEARTBEAT_SECONDS."
+                ),
+                "operationId": "streamWorkflowEvents",
+                "parameters": [_WORKFLOW_ID_PARAM, _ACCESS_TOKEN_PARAM],
+                "responses": {
+                    "200": _event_stream("Workflow states."),
+                    "204": {"description": "Last-Event-ID is the final state: nothing to send."},
+                    "404": _error("No such workflow."),
                 },
             }
         },

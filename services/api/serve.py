@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
 from services.api.app import create_app
@@ -10,6 +12,16 @@ from services.common.settings import Settings
 
 # In-flight requests get this long after SIGTERM; Kubernetes' default grace period is 30 s.
 SHUTDOWN_TIMEOUT_SEC = 10
+
+
+class _Server(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for open responses before the app's lifespan shutdown runs, and a live
+        # stream never ends by itself: end them first (clients reconnect to another replica).
+        broker = getattr(getattr(self.config.app, "state", None), "broker", None)
+        if broker is not None:
+            broker.close()
+        await super().shutdown(sockets)
 
 
 def serve_api(settings: Settings, *, host: str, port: int) -> int:
@@ -24,7 +36,7 @@ def serve_api(settings: Settings, *, host: str, port: int) -> int:
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SEC,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     # uvicorn returns without raising when it cannot bind; report that as a failure.
     return 0 if server.started else 1

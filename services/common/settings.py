@@ -84,6 +84,8 @@ class Settings:
     api_db_pool_size: int
     api_tokens: tuple[str, ...]
     metrics_cache_seconds: float
+    stream_poll_seconds: float
+    stream_heartbeat_seconds: float
     # Both.
     log_level: str
     log_format: str
@@ -330,6 +332,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_tokens=_api_tokens(source),
         metrics_cache_seconds=get(
             "METRICS_CACHE_SECONDS", "2", lambda n, r: _float(n, r, 0.0, 300.0)
+        ),
+        stream_poll_seconds=get(
+            "STREAM_POLL_SECONDS", "0.5", lambda n, r: _float(n, r, 0.05, 60.0)
+        ),
+        stream_heartbeat_seconds=get(
+            "STREAM_HEARTBEAT_SECONDS", "15", lambda n, r: _float(n, r, 0.1, 300.0)
         ),
         log_level=get(
             "LOG_LEVEL",

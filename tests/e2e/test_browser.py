@@ -190,6 +190,17 @@ def assert_no_console_errors(driver: WebDriver, expected: tuple[str, ...] = ()) 
     assert not errors, errors
 
 
+def list_requests(driver: WebDriver) -> int:
+    return sum(urlsplit(u).path == "/api/workflows" for u in resource_urls(driver))
+
+
+def stream_subscribers(stack: Stack) -> float:
+    for line in httpx.get(f"{stack.base_url}/metrics").text.splitlines():
+        if line.startswith("queue_worker_stream_subscribers "):
+            return float(line.split()[1])
+    raise AssertionError("queue_worker_stream_subscribers is not on /metrics")
+
+
 def set_input(driver: WebDriver, element_id: str, value: str) -> None:
     field = driver.find_element(By.ID, element_id)
     field.clear()
@@ -263,19 +274,45 @@ def test_enqueue_shows_live_progress_until_success(
     assert row.get_attribute("data-status") == "SUCCESS"
     assert bar.get_attribute("aria-valuenow") == "6"
 
-    # It keeps polling about once a second, one request at a time (not a burst, not stopped).
-    def list_requests() -> int:
-        return sum(urlsplit(u).path == "/api/workflows" for u in resource_urls(driver))
-
-    before = list_requests()
+    # The progress came over the event stream (live.js): the page does not poll meanwhile.
+    assert driver.find_element(By.ID, "live").get_attribute("data-transport") == "stream"
+    assert stream_subscribers(stack) == 1
+    before = list_requests(driver)
     time.sleep(3)
-    polls = list_requests() - before
-    assert 1 <= polls <= 5, f"{polls} list requests in 3 s"
+    assert list_requests(driver) == before, "the page polled while its stream was open"
 
     driver.save_screenshot(str(tmp_path / "page.png"))
     assert_only_own_origin(driver, stack)
     assert_no_console_errors(driver)
     print(f"new row shown {shown_after:.2f}s after the click")
+
+
+def test_page_polls_when_the_browser_has_no_event_streams(
+    sqlite_stack: Stack, driver: WebDriver
+) -> None:
+    """The fallback: without EventSource the page polls, about once a second, and stays live."""
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.EventSource;"}
+    )
+    open_page(driver, sqlite_stack)
+    with sqlite_stack.client() as client:
+        workflow_id = enqueue(client, 4, step_seconds=0.5)
+    seen: set[str] = set()
+
+    def finished() -> bool:
+        s = row_state(driver, workflow_id)
+        if s is not None and s["valuenow"] is not None:
+            seen.add(s["valuenow"])
+        return bool(s and s["status"] == "SUCCESS")
+
+    wait_for(finished, timeout=60, interval=0.05, what="the polled row to reach SUCCESS")
+    assert seen & {"1", "2", "3"}, seen
+    assert driver.find_element(By.ID, "live").get_attribute("data-transport") is None
+    assert stream_subscribers(sqlite_stack) == 0
+    before = list_requests(driver)
+    time.sleep(3)
+    assert 1 <= list_requests(driver) - before <= 5
+    assert_no_console_errors(driver)
 
 
 def test_cancel_resume_and_errors(sqlite_stack: Stack, driver: WebDriver) -> None:

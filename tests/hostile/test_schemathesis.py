@@ -100,7 +100,11 @@ def tame_run_at(case: Case[Any]) -> None:
 
 
 SPEC = build_spec(catalogue(MAX_NUM_STEPS, float(service_env("")["DEFAULT_STEP_SECONDS"])))
-schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG)
+# The event streams stay open until their workflow ends, which a fuzzer's request timeout cannot
+# tell from a hang: tests/integration/test_streams.py covers their bad input instead.
+schema = schemathesis.openapi.from_dict(SPEC, config=CONFIG).exclude(
+    operation_id=["streamWorkflowEvents", "streamWorkflowList"]
+)
 
 
 def test_fuzzed_schema_is_the_served_one(stack: Stack) -> None:

@@ -342,6 +342,8 @@ def test_openapi_describes_every_route(stack: Stack, spec: dict[str, Any]) -> No
         ("/api/workflows/bulk/retry", "POST"),
         ("/api/workflows/bulk/cancel", "POST"),
         ("/api/dead-letter", "GET"),
+        ("/api/workflows/events", "GET"),
+        ("/api/workflows/{workflow_id}/events", "GET"),
         ("/api/queues", "GET"),
         ("/api/schedules", "POST"),
         ("/api/schedules", "GET"),

@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowHandle
 
-from services.common import sql
+from services.common import sql, stream_sql
 from services.common.dbos_internals import DBOSPortableJSON, DefaultSerializer
 from services.common.names import APP_NAME, PROGRESS_EVENT, WORKFLOW_QUEUE
 from services.common.sql import WorkflowQueries, create_engine
+from services.common.stream_sql import StreamQueries
 from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
 
@@ -140,3 +141,24 @@ def test_queue_depth_query_is_index_only_on_postgres(pg_url: str) -> None:
     engine.dispose()
     assert "idx_workflow_status_in_flight_v2" in plan, plan
     assert "Seq Scan" not in plan
+
+
+def test_stream_poller_reads_every_watched_workflow_in_bounded_statements(
+    queries: WorkflowQueries, client: DBOSClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """services/common/stream_sql.py: the live streams' one batched read per poll."""
+    stream = StreamQueries(queries.engine)
+    ids = [_enqueue(client, n) for n in (3, 4, 5, 6, 7)]
+    _set_event(
+        queries, ids[1], DBOSPortableJSON.serialize({"steps_completed": 2, "num_steps": 4}),
+        "portable_json",
+    )  # fmt: skip
+    monkeypatch.setattr(stream_sql, "MAX_IDS_PER_STATEMENT", 2)
+    rows = {r.workflow_id: r for r in stream.rows_by_ids([*ids, ids[0], "deleted-meanwhile"])}
+    assert stream.statements == 3  # 6 distinct ids, 2 per statement
+    assert set(rows) == set(ids)  # a missing id is simply absent
+    assert (rows[ids[1]].steps_completed, rows[ids[1]].num_steps) == (2, 4)
+    assert (rows[ids[4]].steps_completed, rows[ids[4]].num_steps) == (0, 7)
+    assert all(r.status == "ENQUEUED" for r in rows.values())
+    assert stream.rows_by_ids([]) == []
+    assert stream.statements == 3

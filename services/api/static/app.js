@@ -1,5 +1,8 @@
 /* Queue Worker page: shows one page of workflows and keeps it live; enqueues, cancels, resumes.
  *
+ * Live: the page on screen is fed by the API's event stream (live.js); the polling below is the
+ * fallback, used while no stream can be held, and the stream is tried again every minute.
+ *
  * Rules this file keeps, because the database may hold 100k+ workflows and the page polls:
  *  - only ever fetch one page (PAGE_SIZE rows) of /api/workflows, never the whole list;
  *  - at most one poll in flight; the next one is scheduled when the previous one has finished,
@@ -17,6 +20,7 @@
   const MAX_BACKOFF_MS = 30000; // ceiling of the retry delay while requests fail
   const REQUEST_TIMEOUT_MS = 10000;
   const TOKEN_KEY = "queue-worker.api-token"; // sessionStorage: gone when the tab closes
+  const STREAM_RETRY_MS = 60000; // after a stream gave up: poll, and try a stream again then
 
   const ACTIVE = new Set(["ENQUEUED", "DELAYED", "PENDING"]);
   const RESUMABLE = new Set(["CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]);
@@ -71,6 +75,8 @@
     generation: 0,
     token: loadToken(), // bearer token for /api/*, when the server was started with API_TOKENS
     authNeeded: false, // the API said 401: polling waits for a token
+    stream: null, // the open live stream (live.js) while it feeds the page; polls pause then
+    streamRetryAt: 0, // Date.now() before which no new stream is tried
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -158,9 +164,41 @@
     state.timer = setTimeout(poll, delay);
   }
 
+  /** After a successful poll: hand the page to an event stream (live.js) if one may be tried.
+   *  True if one now feeds the page; polls then wait until it gives up (onDown). */
+  function openStream() {
+    const live = window.QueueWorkerLive;
+    if (state.stream || !live || state.failures || Date.now() < state.streamRetryAt) {
+      return Boolean(state.stream);
+    }
+    const stream = live.openList(state.pageUrl, state.token, {
+      onPage(items, nextUrl) {
+        renderPage(items, nextUrl);
+        setHealthy();
+      },
+      onQueues: renderQueues,
+      onOpen: () => (els.live.dataset.transport = "stream"),
+      onDown() {
+        if (state.stream !== stream) return;
+        state.stream = null;
+        state.streamRetryAt = Date.now() + STREAM_RETRY_MS;
+        els.live.dataset.transport = "poll";
+        schedule(0); // polling takes over (and shows a lost connection or a 401 as usual)
+      },
+    });
+    state.stream = stream;
+    return stream !== null;
+  }
+
+  function closeStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+  }
+
   async function poll() {
     clearTimeout(state.timer);
     state.timer = null;
+    if (state.stream) return; // the event stream feeds the page; polling is the fallback
     if (state.inFlight) return; // never two at once; the running one schedules the next
     const generation = state.generation;
     const controller = new AbortController();
@@ -188,12 +226,15 @@
       clearTimeout(timeout);
       if (state.inFlight === controller) state.inFlight = null;
       // While a token is needed there is nothing to poll for; submitting one polls again.
-      if (generation === state.generation && !state.authNeeded) schedule(nextDelay());
+      if (generation === state.generation && !state.authNeeded && !openStream()) {
+        schedule(nextDelay());
+      }
     }
   }
 
   /** Poll at once, dropping the answer of any poll that is still running. */
   function pollNow() {
+    closeStream(); // reopened after this poll, for what is on screen now (page, filter, token)
     state.generation += 1;
     if (state.inFlight) {
       state.inFlight.abort();
@@ -279,6 +320,7 @@
     saveToken(token);
     els.tokenInput.value = "";
     state.authNeeded = false;
+    state.streamRetryAt = 0; // the stream may have failed for want of this token
     els.authPanel.hidden = true;
     setText(els.liveText, "Connecting…");
     els.live.dataset.state = "connecting";
