@@ -1,4 +1,6 @@
-"""Enqueue throughput: our API vs DBOSClient.enqueue called directly vs the seed's server pattern.
+"""Enqueue throughput: our API vs DBOSClient.enqueue called directly vs the seed's server pattern,
+and POST /api/workflows/batch (BATCH_ITEMS workflows a request) in workflows per second against
+the direct client's one-at-a-time rate.
 
 The two HTTP servers get the same wrk load (fixed connections and duration, loopback only); the
 direct baseline runs the same number of threads calling DBOSClient.enqueue in a loop, with the
@@ -44,6 +46,16 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+
+
+BATCH_ITEMS = 100
+
+BATCH_SCRIPT = WRK_SCRIPT.replace(
+    """wrk.body = '{"num_steps": 10}'""",
+    'wrk.body = \'{"workflows": ['
+    + ", ".join(['{"input": {"num_steps": 10}}'] * BATCH_ITEMS)
+    + "]}'",
+)
 
 
 def run_wrk(script: Path, url: str, *, connections: int, seconds: float) -> dict[str, float]:
@@ -149,6 +161,8 @@ def run(bench: Bench) -> dict[str, Any]:
     url = bench.new_database("enqueue")
     script = bench.workdir / "enqueue.lua"
     script.write_text(WRK_SCRIPT)
+    batch_script = bench.workdir / "enqueue-batch.lua"
+    batch_script.write_text(BATCH_SCRIPT)
 
     progress("enqueue: starting our API and the seed-style server")
     api, api_port = bench.start_api("api-enqueue", url)
@@ -161,19 +175,30 @@ def run(bench: Bench) -> dict[str, Any]:
     seed.wait_http_ok(f"http://{LOOPBACK}:{seed_port}/healthz")
     api_url = f"http://{LOOPBACK}:{api_port}/api/workflows"
     seed_url = f"http://{LOOPBACK}:{seed_port}/workflows"
+    batch_url = f"http://{LOOPBACK}:{api_port}/api/workflows/batch"
 
     # Warm-up: connection pools, imports, JIT-less but cache-warm Postgres.
     run_wrk(script, api_url, connections=connections, seconds=2)
     run_wrk(script, seed_url, connections=connections, seconds=2)
+    run_wrk(batch_script, batch_url, connections=connections, seconds=2)
     run_direct(url, threads=connections, seconds=1)
 
-    kinds = ["api", "direct", "seed"]
+    kinds = ["api", "direct", "seed", "batch"]
     samples: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for r in range(rounds):
-        order = kinds[r % 3 :] + kinds[: r % 3]
+        order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
         for kind in order:
             if kind == "api":
                 s = run_wrk_on(api, script, api_url, connections=connections, seconds=seconds)
+            elif kind == "batch":
+                s = run_wrk_on(
+                    api, batch_script, batch_url, connections=connections, seconds=seconds
+                )
+                # Workflows, not requests: each request carries BATCH_ITEMS.
+                s["requests_http"] = s["requests"]
+                s["rps"] *= BATCH_ITEMS
+                s["requests"] *= BATCH_ITEMS
+                s["cpu_ms_per_request"] /= BATCH_ITEMS
             elif kind == "seed":
                 s = run_wrk_on(seed, script, seed_url, connections=connections, seconds=seconds)
             else:
@@ -212,16 +237,21 @@ def run(bench: Bench) -> dict[str, Any]:
     per_round_seed = [
         a["rps"] / s["rps"] for a, s in zip(samples["api"], samples["seed"], strict=True)
     ]
+    per_round_batch = [
+        b["rps"] / d["rps"] for b, d in zip(samples["batch"], samples["direct"], strict=True)
+    ]
     return {
         "settings": {
             "connections_or_threads": connections,
             "seconds_per_round": seconds,
             "rounds": rounds,
             "tool": 'wrk -t1 (Lua POST body {"num_steps": 10}); direct: Python threads',
+            "batch_items": BATCH_ITEMS,
             "worker_running": False,
         },
         **result,
         "ratio_api_vs_direct": median(per_round_direct),
         "ratio_api_vs_seed": median(per_round_seed),
+        "ratio_batch_vs_direct": median(per_round_batch),
         "ratio_api_vs_direct_of_medians": api_rps / result["direct"]["rps_median"],
     }

@@ -4,6 +4,7 @@ read-only queries in services/common/sql.py; it never imports worker code or lau
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from services.api import openapi
 from services.api.auth import BearerAuthMiddleware
 from services.api.body_limit import BodyLimitMiddleware, BodyTooLarge
+from services.api.coalescer import Coalescer
 from services.api.errors import EXCEPTION_HANDLERS, error_response
 from services.api.http_metrics import HttpMetricsMiddleware, register_http_metrics
 from services.api.queue_metrics import QueueCollector, QueueStatsCache
@@ -48,6 +50,10 @@ from services.common.workflow_types import catalogue
 log = logging.getLogger("queue_worker.api")
 
 MAX_BODY_BYTES = 16 * 1024
+# Concurrent single enqueues are written in groups (services/api/coalescer.py): at most this many
+# group writes at once (each holds one pooled connection), each of at most this many workflows.
+ENQUEUE_WRITERS = 2
+ENQUEUE_MAX_GROUP = 100
 # A batch of 1,000 items at about 100 bytes each, with room to spare.
 MAX_BATCH_BODY_BYTES = 1024 * 1024
 
@@ -103,6 +109,11 @@ def create_app(settings: Settings, client: DBOSClient | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.client = client if client is not None else make_client(settings, queries.engine)
+        app.state.coalescer = Coalescer(
+            functools.partial(workflows.write_group, app.state.client),
+            writers=ENQUEUE_WRITERS,
+            max_group=ENQUEUE_MAX_GROUP,
+        )
         log.info("api ready", extra={"database": settings.redacted_database_url})
         try:
             yield

@@ -23,8 +23,10 @@ from services.api.validation import (
     MAX_DELAY_SECONDS,
     MAX_IDEMPOTENCY_KEY,
     MAX_LIMIT,
+    MAX_PARTITION_KEY,
     MAX_PRIORITY,
     MAX_TIMEOUT_SECONDS,
+    PARTITION_KEY,
 )
 from services.common.catalogue import Catalogue
 from services.common.names import WORKFLOW_STATUSES
@@ -74,6 +76,7 @@ _WORKFLOW_PROPS: dict[str, Any] = {
     "workflow_name": {"type": "string"},
     "queue_name": {"type": ["string", "null"]},
     "priority": {"type": "integer"},
+    "partition_key": {"type": ["string", "null"]},
     "created_at": {"type": "string", "format": "date-time"},
     "started_at": _TIME,
     "completed_at": _TIME,
@@ -120,6 +123,17 @@ _OPTIONS: dict[str, Any] = {
         "exclusiveMinimum": 0,
         "maximum": MAX_TIMEOUT_SECONDS,
         "description": "Cancel the workflow if it has not finished this long after it starts.",
+    },
+    "partition_key": {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": MAX_PARTITION_KEY,
+        "pattern": PARTITION_KEY.pattern,
+        "description": (
+            "The tenant or customer this work belongs to: when the workers set a per-key "
+            "concurrency (WORKER_PARTITION_CONCURRENCY), at most that many of one key run at "
+            'once. Omitted: "default".'
+        ),
     },
 }
 
@@ -288,6 +302,8 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
                 "global_concurrency",
                 "polling_interval_seconds",
                 "registered",
+                "runnable",
+                "held",
             ],
             "properties": {
                 "queue_name": {"type": "string"},
@@ -300,6 +316,20 @@ def build_spec(catalogue: Catalogue) -> dict[str, Any]:
                 "registered": {
                     "type": "boolean",
                     "description": "A worker has registered this queue in the database.",
+                },
+                "runnable": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Of the enqueued, how many a worker could start now.",
+                },
+                "held": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                    "description": (
+                        "Waiting workflows a limit holds back, by reason: partition_concurrency, "
+                        "no_partition_key, concurrency, rate_limit (of the enqueued) and delayed "
+                        "(DELAYED, not yet due)."
+                    ),
                 },
             },
         },

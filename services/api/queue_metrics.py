@@ -6,7 +6,8 @@ exported with zeros included, so a series never vanishes while its queue is idle
 
 Every API replica exports the same values: aggregate them with max, never sum (the recording rule
 queue_worker:queue_backlog:max in charts/queue-worker/files/prometheus/ does; it feeds the
-autoscaler).
+autoscaler, and counts only the runnable part of the backlog: queue_worker_queue_runnable, not
+_depth).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.common.queue_holds_sql import HOLD_REASONS
 from services.common.sql import QueueStats, WorkflowQueries
 from services.common.workflow_types import QUEUES as KNOWN_QUEUES
 
@@ -78,6 +80,20 @@ class QueueCollector(Collector):
             "Age of the oldest ENQUEUED workflow in the queue; 0 when empty.",
             ["queue"],
         )
+        runnable = _gauge(
+            "queue_worker_queue_runnable",
+            "ENQUEUED workflows a worker could start now: the backlog less what a per-key "
+            "concurrency, a queue-wide concurrency or a rate limit holds back. The autoscaling "
+            "signal counts these.",
+            ["queue"],
+        )
+        held = _gauge(
+            "queue_worker_queue_held",
+            "Workflows waiting that a limit holds back, by reason (partition_concurrency, "
+            "no_partition_key, concurrency, rate_limit: part of the ENQUEUED backlog; delayed: "
+            "DELAYED workflows not yet due, not part of it).",
+            ["queue", "reason"],
+        )
         concurrency = _gauge(
             "queue_worker_queue_worker_concurrency",
             "Per-worker concurrency the queue was registered with (registered queues only).",
@@ -88,6 +104,9 @@ class QueueCollector(Collector):
             depth.add_metric([s.name], s.enqueued)
             in_flight.add_metric([s.name], s.pending)
             oldest.add_metric([s.name], s.oldest_enqueued_age_sec(now_ms))
+            runnable.add_metric([s.name], s.runnable)
+            for reason in HOLD_REASONS:
+                held.add_metric([s.name, reason], s.held.get(reason, 0))
             if s.worker_concurrency is not None:
                 concurrency.add_metric([s.name], s.worker_concurrency)
         for name in KNOWN_QUEUES:
@@ -95,6 +114,9 @@ class QueueCollector(Collector):
                 depth.add_metric([name], 0)
                 in_flight.add_metric([name], 0)
                 oldest.add_metric([name], 0)
+                runnable.add_metric([name], 0)
+                for reason in HOLD_REASONS:
+                    held.add_metric([name, reason], 0)
         up = _gauge(
             "queue_worker_queue_stats_up",
             "1 if the last queue statistics query succeeded, 0 if the values are stale.",
@@ -110,4 +132,14 @@ class QueueCollector(Collector):
             "Unix time of the last successful queue statistics query; 0 before the first.",
         )
         last_success.add_metric([], self._cache.last_success_unix)
-        yield from (depth, in_flight, oldest, concurrency, up, duration, last_success)
+        yield from (
+            depth,
+            in_flight,
+            oldest,
+            runnable,
+            held,
+            concurrency,
+            up,
+            duration,
+            last_success,
+        )

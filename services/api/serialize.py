@@ -23,6 +23,7 @@ def workflow_json(row: WorkflowRow, *, detail: bool = False) -> dict[str, Any]:
         "workflow_name": row.name,
         "queue_name": row.queue_name,
         "priority": row.priority,
+        "partition_key": row.partition_key,
         "created_at": iso(row.created_at_ms),
         "started_at": iso(row.started_at_ms),
         "completed_at": iso(row.completed_at_ms),

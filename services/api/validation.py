@@ -29,7 +29,10 @@ MAX_FILTER_VALUE_LEN = 200
 
 
 # Enqueue options any request may carry beside the input (passed to DBOS's own options).
-OPTION_FIELDS = ("priority", "delay_seconds", "run_at", "timeout_seconds")
+OPTION_FIELDS = ("priority", "delay_seconds", "run_at", "timeout_seconds", "partition_key")
+# A tenant or customer id: printable, no spaces, bounded, so it is safe in logs, URLs and labels.
+MAX_PARTITION_KEY = 128
+PARTITION_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 MAX_DELAY_SECONDS = 30 * 24 * 3600.0  # also bounds run_at: at most this far from now
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
 MAX_BATCH_ITEMS = 1000
@@ -49,6 +52,8 @@ class EnqueueRequest:
     # An absolute start time (run_at); the delay is computed from it when the row is written, so
     # a retry of the same body later still has the same fingerprint.
     run_at: datetime | None = None
+    # The tenant whose per-key limits apply (queue_partition_key); None: DEFAULT_PARTITION_KEY.
+    partition_key: str | None = None
 
     def delay(self) -> float | None:
         """Seconds to hold the workflow back from now (None: runnable at once)."""
@@ -67,7 +72,8 @@ class EnqueueRequest:
 
     def fingerprint(self) -> str:
         """Identifies the request's content, to tell a retry from a reused Idempotency-Key."""
-        plain = (self.delay_seconds, self.timeout_seconds, self.run_at) == (None, None, None)
+        options_given = (self.delay_seconds, self.timeout_seconds, self.run_at, self.partition_key)
+        plain = options_given == (None,) * 4
         if self.type.name == DEMO and plain:
             # The demo's fingerprint as it was before the catalogue, so a retry of a request made
             # before an upgrade still matches the workflow it created.
@@ -76,6 +82,8 @@ class EnqueueRequest:
         options: list[Any] = [self.priority, self.delay_seconds, self.timeout_seconds]
         if self.run_at is not None:  # appended only when given: older fingerprints still match
             options.append(self.run_at.isoformat())
+        if self.partition_key is not None:  # likewise
+            options.append(self.partition_key)
         return fingerprint([self.type.name, self.input, options])
 
 
@@ -191,8 +199,8 @@ def parse_run_at(value: Any, name: str) -> datetime:
 
 
 def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """priority, delay_seconds (or run_at) and timeout_seconds, each optional (null is the same
-    as absent)."""
+    """priority, delay_seconds (or run_at), timeout_seconds and partition_key, each optional
+    (null is the same as absent)."""
     out: dict[str, Any] = {}
     raw = values.get("priority")
     if raw is not None:
@@ -218,7 +226,21 @@ def parse_options(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
             MAX_TIMEOUT_SECONDS,
             exclusive_lo=True,
         )
+    raw = values.get("partition_key")
+    if raw is not None:
+        out["partition_key"] = _partition_key(raw, f"{prefix}partition_key")
     return out
+
+
+def _partition_key(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not PARTITION_KEY.match(value):
+        raise ApiError(
+            422,
+            f"{name} must be 1-{MAX_PARTITION_KEY} characters: letters, digits and . _ : @ / + = -"
+            ", starting with a letter or digit",
+            field=name,
+        )
+    return value
 
 
 def parse_enqueue(body: dict[str, Any], catalogue: Catalogue) -> EnqueueRequest:
@@ -240,6 +262,9 @@ def parse_typed_enqueue(
     for name in OPTION_FIELDS:
         raw = params.get(name)
         if raw is None:
+            continue
+        if name == "partition_key":  # a string as sent: "42" is a tenant, not a number
+            values[name] = raw
             continue
         if name == "run_at":
             # A query string turns an unencoded "+" into a space; an RFC 3339 time has no space.

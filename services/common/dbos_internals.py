@@ -56,6 +56,7 @@ __all__ = [
     "deserialize_args",
     "deserialize_exception",
     "deserialize_value",
+    "enqueue_many",
     "workflow_registry",
 ]
 
@@ -80,3 +81,57 @@ def client_engine(client: Any) -> Any:
     """A DBOSClient's SQLAlchemy engine, so a batch of enqueues shares one transaction
     (`enqueue_in_transaction` takes a connection; dbos 3.4 exposes no engine publicly)."""
     return client._sys_db.engine
+
+
+class _StatementRecorder:
+    """Stands in for a connection while DBOS builds one enqueue's INSERTs, recording each
+    statement and its parameters instead of running them. DBOS's `_execute_prepared` sends its
+    cached, compiled SQL through `exec_driver_sql(sql, params)` when the connection has its
+    engine's dialect (Postgres), and `execute(statement, values)` otherwise (SQLite); both are
+    recorded. `fetchone()` answering None is "the row is new", so DBOS goes on to its
+    workflow_input INSERT without the checks that only apply to an existing row."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+        self.sql: dict[str, list[Any]] = {}
+        self.statements: dict[tuple[str, tuple[str, ...]], tuple[Any, list[Any]]] = {}
+
+    def exec_driver_sql(self, sql: str, params: dict[str, Any]) -> _StatementRecorder:
+        self.sql.setdefault(sql, []).append(params)
+        return self
+
+    def execute(self, statement: Any, values: dict[str, Any]) -> _StatementRecorder:
+        key = (statement.table.name, tuple(values))
+        self.statements.setdefault(key, (statement, []))[1].append(values)
+        return self
+
+    def fetchone(self) -> None:
+        return None
+
+
+def enqueue_many(client: Any, conn: Any, items: list[tuple[Any, dict[str, Any]]]) -> list[str]:
+    """Enqueue every (EnqueueOptions, kwargs) in `conn`'s transaction with one executemany per
+    table, where `client.enqueue_in_transaction` sends two INSERT round trips per workflow.
+
+    Rows are built by DBOS's own code (the client's `_build_enqueue_status` and the system
+    database's `_insert_workflow_status`, with its cached compiled SQL, recorded by
+    _StatementRecorder), so they are the rows `DBOSClient.enqueue` writes
+    (tests/integration/test_enqueue_many.py compares them column by column on both databases).
+    Only for workflows with fresh ids (no Idempotency-Key): a conflicting id would not be
+    detected row by row."""
+    from dbos._utils import generate_uuid
+
+    sys_db = client._sys_db
+    sys_db._apply_caller_schema(conn)
+    recorder = _StatementRecorder(sys_db.engine.dialect)
+    ids = []
+    for options, kwargs in items:
+        workflow_id, status = client._build_enqueue_status(options, **kwargs)
+        sys_db._insert_workflow_status(status, recorder, creator_xid=generate_uuid())
+        ids.append(workflow_id)
+    # Status rows before input rows, as DBOS writes them; psycopg pipelines an executemany.
+    for sql, params in recorder.sql.items():
+        conn.exec_driver_sql(sql, params)
+    for statement, rows in recorder.statements.values():
+        conn.execute(statement, rows)
+    return ids

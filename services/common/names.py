@@ -11,6 +11,11 @@ WORKFLOW_QUEUE: Final = "workflow-queue"
 DEMO_WORKFLOW: Final = "workflow"
 PROGRESS_EVENT: Final = "workflow_progress"
 
+# The partition (tenant) key of work enqueued without one. The API writes a key on every enqueue:
+# on a partitioned queue DBOS dequeues only rows that have one (a key-less row would wait
+# forever), and a queue can become partitioned by a later configuration change.
+DEFAULT_PARTITION_KEY: Final = "default"
+
 # The workflow every schedule made through /api/schedules invokes: DBOS calls a scheduled workflow
 # with (scheduled_at, context), so this one reads the declared type and input from the context and
 # enqueues that type's workflow on its queue (services/worker/schedule_runner.py).

@@ -39,6 +39,13 @@ class Settings:
     worker_heartbeat_seconds: float
     worker_dead_after_seconds: float
     worker_recovery_sweep_seconds: float
+    # Fairness limits every queue is registered with (services/worker/queues.py): at most
+    # worker_partition_concurrency workflows of one partition_key run at once, across all workers
+    # (None: no per-key limit, the queue is not partitioned); at most worker_rate_limit workflows
+    # start per worker_rate_period_seconds on each queue (None: no rate limit).
+    worker_partition_concurrency: int | None
+    worker_rate_limit: int | None
+    worker_rate_period_seconds: float
     # DBOS__APPVERSION: an explicit workflow version, or None to let DBOS derive it from the
     # workflows' source (services/worker/version.py says which one a worker runs).
     pinned_app_version: str | None
@@ -116,6 +123,12 @@ def _float(name: str, raw: str, lo: float, hi: float) -> float:
     if not lo <= value <= hi:  # also rejects nan
         raise SettingsError(f"{name}={value} is out of range (expected {lo}..{hi})")
     return value
+
+
+def _optional(source: Mapping[str, str], name: str, parse: Callable[[str, str], T]) -> T | None:
+    """A parsed value, or None when unset or empty (the limit is off)."""
+    raw = source.get(name)
+    return parse(name, raw) if raw else None
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -262,6 +275,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_db_pool_size=get("WORKER_DB_POOL_SIZE", "0", lambda n, r: _int(n, r, 0, 1_000)),
         worker_polling_interval_seconds=get(
             "WORKER_POLLING_INTERVAL_SECONDS", "1.0", lambda n, r: _float(n, r, 0.01, 60.0)
+        ),
+        worker_partition_concurrency=_optional(
+            source, "WORKER_PARTITION_CONCURRENCY", lambda n, r: _int(n, r, 1, 10_000)
+        ),
+        worker_rate_limit=_optional(
+            source, "WORKER_RATE_LIMIT", lambda n, r: _int(n, r, 1, 1_000_000)
+        ),
+        worker_rate_period_seconds=get(
+            "WORKER_RATE_PERIOD_SECONDS", "1.0", lambda n, r: _float(n, r, 0.001, 86400.0)
         ),
         worker_shutdown_grace_seconds=get(
             "WORKER_SHUTDOWN_GRACE_SECONDS", "30", lambda n, r: _float(n, r, 0.0, 3600.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.common.dbos_internals import DefaultSerializer, deserialize_value
 from services.common.names import PROGRESS_EVENT
 from services.common.payloads import decode_error, decode_inputs, decode_value
 from services.common.pooler import PGBOUNCER_SESSION, set_on_connect
+from services.common.queue_holds_sql import HOLD_REASONS, queue_holds
 
 # Our reads and writes give up after this long rather than hang a request or a worker thread.
 STATEMENT_TIMEOUT_MS = 10_000
@@ -30,7 +32,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 _WORKFLOW_COLUMNS = """
     ws.workflow_uuid, ws.status, ws.name, ws.queue_name, ws.created_at, ws.updated_at,
     ws.started_at_epoch_ms, ws.completed_at, ws.priority, ws.executor_id,
-    ws.application_version, ws.recovery_attempts, ws.attributes,
+    ws.application_version, ws.recovery_attempts, ws.attributes, ws.queue_partition_key,
     ev.value AS progress_value, ev.serialization AS progress_serialization
 """
 
@@ -112,6 +114,8 @@ class WorkflowRow:
     input: Any = None
     result: Any = None
     forked_from: str | None = None
+    # The tenant key it was enqueued under (DBOS's queue_partition_key).
+    partition_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,10 @@ class QueueStats:
     global_concurrency: int | None
     polling_interval_sec: float | None
     registered: bool
+    # Of the ENQUEUED backlog, how much a worker could start now (queue_holds_sql.py), and what
+    # holds back the rest, by reason (plus the DELAYED workflows, under "delayed").
+    runnable: int
+    held: Mapping[str, int]
 
     def oldest_enqueued_age_sec(self, now_ms: int | None = None) -> float:
         if self.oldest_enqueued_at_ms is None:
@@ -259,20 +267,25 @@ class WorkflowQueries:
 
     def queue_stats(self, known_queues: tuple[str, ...]) -> list[QueueStats]:
         """Counts for every registered or known queue, zeros included, sorted by name."""
-        with self.engine.connect() as conn:
-            counts = conn.execute(sa.text(self._sql(_QUEUE_COUNTS))).all()
-            registered = {r.name: r for r in conn.execute(sa.text(self._sql(_REGISTERED_QUEUES)))}
         by_queue: dict[str, dict[str, Any]] = {}
-        for queue_name, status, n, oldest in counts:
-            entry = by_queue.setdefault(queue_name, {})
-            entry[status] = int(n)
-            if status == "ENQUEUED":
-                entry["oldest"] = int(oldest) if oldest is not None else None
-        names = sorted(set(known_queues) | set(registered) | set(by_queue))
+        with self.engine.connect() as conn:
+            for queue_name, status, n, oldest in conn.execute(sa.text(self._sql(_QUEUE_COUNTS))):
+                entry = by_queue.setdefault(queue_name, {})
+                entry[status] = int(n)
+                if status == "ENQUEUED":
+                    entry["oldest"] = int(oldest) if oldest is not None else None
+            registered = {r.name: r for r in conn.execute(sa.text(self._sql(_REGISTERED_QUEUES)))}
+            holds = queue_holds(
+                conn,
+                self._schema,
+                {q: (e.get("ENQUEUED", 0), e.get("PENDING", 0)) for q, e in by_queue.items()},
+            )
+        names = sorted(set(known_queues) | set(registered) | set(by_queue) | set(holds))
         stats = []
         for name in names:
             entry = by_queue.get(name, {})
             reg = registered.get(name)
+            hold = holds.get(name)
             stats.append(
                 QueueStats(
                     name=name,
@@ -283,6 +296,8 @@ class WorkflowQueries:
                     global_concurrency=reg.concurrency if reg else None,
                     polling_interval_sec=reg.polling_interval_sec if reg else None,
                     registered=reg is not None,
+                    runnable=hold.runnable if hold else 0,
+                    held=hold.held if hold else dict.fromkeys(HOLD_REASONS, 0),
                 )
             )
         return stats
@@ -344,6 +359,7 @@ def _to_row(m: Any, *, with_error: bool = False) -> WorkflowRow:
         steps_completed=steps_completed,
         num_steps=num_steps,
         queue_hint=queue_hint if isinstance(queue_hint, str) else None,
+        partition_key=m["queue_partition_key"],
         error=decode_error(m["error"], m["serialization"]) if with_error else None,
         input=decode_inputs(m["inputs"], m["serialization"]) if with_error else None,
         result=decode_value(m["output"], m["serialization"]) if with_error else None,

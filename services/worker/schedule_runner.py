@@ -18,7 +18,7 @@ from typing import Any
 
 from dbos import DBOS, EnqueueOptions, WorkflowSerializationFormat
 
-from services.common.names import SCHEDULE_WORKFLOW
+from services.common.names import DEFAULT_PARTITION_KEY, SCHEDULE_WORKFLOW
 from services.common.schedule_context import read_context, run_workflow_id
 from services.common.workflow_types import catalogue
 
@@ -48,6 +48,9 @@ def run_schedule(scheduled_at: datetime, context: Any) -> str:
         "workflow_id": workflow_id,
         "serialization_type": WorkflowSerializationFormat.PORTABLE,
         "attributes": attributes,
+        # Like every API enqueue: a partitioned queue (WORKER_PARTITION_CONCURRENCY) never
+        # dequeues a row without a key.
+        "queue_partition_key": DEFAULT_PARTITION_KEY,
     }
     DBOS.enqueue_workflow_with_options(options, **target[1])
     log.info(

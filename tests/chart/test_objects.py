@@ -455,6 +455,28 @@ def test_default_tag_is_the_app_version_and_a_digest_pins_the_image() -> None:
     assert pinned["image"] == f"queue-worker-worker@{digest}"
 
 
+def test_fairness_limits_reach_the_workers_and_parse(tmp_path: Path) -> None:
+    env = env_of(_worker_container(render()))
+    assert not {"WORKER_PARTITION_CONCURRENCY", "WORKER_RATE_LIMIT"} & set(env)
+    c = _worker_container(
+        render(
+            set_values={
+                "worker.partitionConcurrency": "2",
+                "worker.rateLimit.limit": "50",
+                "worker.rateLimit.periodSeconds": "10",
+            }
+        )
+    )
+    env = env_of(c)
+    assert env["WORKER_PARTITION_CONCURRENCY"]["value"] == "2"
+    assert env["WORKER_RATE_LIMIT"]["value"] == "50"
+    assert env["WORKER_RATE_PERIOD_SECONDS"]["value"] == "10"
+    settings = load_settings(_env_values(c, tmp_path / "tokens"))
+    assert (settings.worker_partition_concurrency, settings.worker_rate_limit) == (2, 50)
+    assert settings.worker_rate_period_seconds == 10.0
+    assert "WORKER_PARTITION_CONCURRENCY" not in env_of(_api_container(render()))
+
+
 def test_without_the_migrations_job_workers_migrate_themselves() -> None:
     rendered = render_scenario(BY_NAME["minimal-external-url"])
     assert not rendered.of_kind("Job")

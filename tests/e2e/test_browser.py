@@ -233,6 +233,7 @@ def test_enqueue_shows_live_progress_until_success(
 
     set_input(driver, "num-steps", "6")
     set_input(driver, "step-seconds", "0.5")
+    set_input(driver, "partition-key", "acme")
     clicked = time.monotonic()
     driver.find_element(By.ID, "enqueue-button").click()
 
@@ -245,7 +246,9 @@ def test_enqueue_shows_live_progress_until_success(
     with stack.client() as client:
         detail = client.get(f"/api/workflows/{workflow_id}").json()
     assert detail["num_steps"] == 6
+    assert detail["partition_key"] == "acme"  # the Tenant field
     row = driver.find_element(By.CSS_SELECTOR, f'tr[data-workflow-id="{workflow_id}"]')
+    assert "tenant acme" in row.text
     bar = row.find_element(By.CSS_SELECTOR, '[role="progressbar"]')
     assert bar.get_attribute("aria-valuemax") == "6"
 

@@ -530,6 +530,34 @@ def test_delay_and_timeout_reach_dbos(http: httpx.Client) -> None:
     assert timed_out["steps_completed"] < 50
 
 
+def test_partition_key_reaches_dbos_on_every_enqueue_path(http: httpx.Client) -> None:
+    seed = http.post("/api/workflows", json={"num_steps": 1, "partition_key": "acme"})
+    typed = http.post("/api/workflows/demo?partition_key=42", json={"num_steps": 1})
+    plain = http.post("/api/workflows/demo", json={"num_steps": 1})
+    batch = http.post(
+        "/api/workflows/batch",
+        json={
+            "workflows": [
+                {"input": {"num_steps": 1}, "partition_key": "tenant/eu-1"},
+                {"input": {"num_steps": 1}},
+            ]
+        },
+    )
+    for resp in (seed, typed, plain, batch):
+        assert resp.status_code == 202, resp.text
+    ids = [r.json()["workflow_id"] for r in (seed, typed, plain)] + batch.json()["workflow_ids"]
+    stored = [http.get(f"/api/workflows/{w}").json()["partition_key"] for w in ids]
+    # "42" stays a string; no key means the "default" tenant.
+    assert stored == ["acme", "42", "default", "tenant/eu-1", "default"]
+    assert [r.json()["partition_key"] for r in (seed, typed, plain)] == stored[:3]
+    # The key is part of the request: reusing an Idempotency-Key for another tenant is a conflict.
+    key = {"Idempotency-Key": f"fair-{uuid.uuid4()}"}
+    first = http.post("/api/workflows", json={"num_steps": 1, "partition_key": "a"}, headers=key)
+    assert first.status_code == 202, first.text
+    other = http.post("/api/workflows", json={"num_steps": 1, "partition_key": "b"}, headers=key)
+    assert other.status_code == 409, other.text
+
+
 NEW_BAD_INPUT: list[tuple[str, str, Any, int, str]] = [
     ("typed: missing field", "/api/workflows/fail-after", {"num_steps": 2}, 422, "fail_after_steps"),  # noqa: E501
     ("typed: out of range", "/api/workflows/demo", {"num_steps": 51}, 422, "num_steps"),
@@ -555,6 +583,11 @@ NEW_BAD_INPUT: list[tuple[str, str, Any, int, str]] = [
     ("typed: run_at too far", "/api/workflows/demo?run_at=2999-01-01T00:00:00Z", {"num_steps": 1}, 422, "run_at"),  # noqa: E501
     ("batch: bad run_at", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}, "run_at": "soon"}]}, 422, "workflows[0].run_at"),  # noqa: E501
     ("batch: item not object", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, 7]}, 422, "workflows[1]"),  # noqa: E501
+    ("seed: partition key with a space", "/api/workflows", {"num_steps": 1, "partition_key": "acme corp"}, 422, "partition_key"),  # noqa: E501
+    ("seed: partition key too long", "/api/workflows", {"num_steps": 1, "partition_key": "k" * 129}, 422, "partition_key"),  # noqa: E501
+    ("seed: partition key not a string", "/api/workflows", {"num_steps": 1, "partition_key": 7}, 422, "partition_key"),  # noqa: E501
+    ("typed: empty partition key", "/api/workflows/demo?partition_key=", {"num_steps": 1}, 422, "partition_key"),  # noqa: E501
+    ("batch: bad partition key", "/api/workflows/batch", {"workflows": [{"input": {"num_steps": 1}}, {"input": {"num_steps": 1}, "partition_key": "-x"}]}, 422, "workflows[1].partition_key"),  # noqa: E501
 ]  # fmt: skip
 
 

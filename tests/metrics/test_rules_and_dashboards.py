@@ -124,6 +124,10 @@ def test_one_signal_from_recording_rule_to_adapter_keda_and_hpa() -> None:
     assert SIGNAL_RULE in records
     # Deduplicated across API replicas (max), per namespace and queue.
     assert records[SIGNAL_RULE].startswith("max by (namespace, queue)")
+    # Only runnable work scales the workers: what a limit holds back would leave replicas idle.
+    signal = " ".join(records[SIGNAL_RULE].split())
+    assert "(queue_worker_queue_runnable or queue_worker_queue_depth)" in signal
+    assert "queue_worker_queue_held" not in signal
 
     rule = adapter_rule(EXTERNAL_METRIC)
     assert rule.namespaced

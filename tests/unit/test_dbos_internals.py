@@ -102,6 +102,30 @@ def test_the_door_names_resolve() -> None:
     assert callable(door.deserialize_exception)
 
 
+def test_enqueue_many_relies_on_these_shapes() -> None:
+    """enqueue_many records what DBOS's own insert path sends; each assumption it makes about
+    that path is checked here (the rows themselves: tests/integration/test_enqueue_many.py)."""
+    import inspect
+
+    from dbos import DBOSClient
+    from dbos._sys_db import SystemDatabase
+
+    assert list(inspect.signature(DBOSClient._build_enqueue_status).parameters)[:2] == [
+        "self",
+        "options",
+    ]
+    insert = inspect.signature(SystemDatabase._insert_workflow_status).parameters
+    assert {"status", "conn", "creator_xid", "reuse_policy"} <= set(insert)
+    assert callable(SystemDatabase._apply_caller_schema)
+    prepared = inspect.getsource(SystemDatabase._execute_prepared)
+    # The two ways it runs a statement, which the recorder stands in for.
+    assert "connection.dialect is not self.engine.dialect" in prepared
+    assert "conn.execute(build(), values)" in prepared
+    assert "connection.exec_driver_sql(sql, params)" in prepared
+    # "The row is new" is read from fetchone() of the status INSERT.
+    assert "results.fetchone()" in inspect.getsource(SystemDatabase._insert_workflow_status)
+
+
 def test_deserialize_args_reads_portable_inputs() -> None:
     """The API decodes a workflow's stored input (services/common/payloads.py) with it."""
     raw = '{"positionalArgs":[],"namedArgs":{"num_steps":3}}'

@@ -78,6 +78,27 @@ def test_empty_values_mean_default() -> None:
     assert load_settings({"WORKER_CONCURRENCY": ""}).worker_concurrency == 10
 
 
+def test_fairness_limits_are_off_unless_set() -> None:
+    off = load_settings({"WORKER_PARTITION_CONCURRENCY": "", "WORKER_RATE_LIMIT": ""})
+    assert (
+        off.worker_partition_concurrency,
+        off.worker_rate_limit,
+        off.worker_rate_period_seconds,
+    ) == (None, None, 1.0)
+    on = load_settings(
+        {
+            "WORKER_PARTITION_CONCURRENCY": "3",
+            "WORKER_RATE_LIMIT": "100",
+            "WORKER_RATE_PERIOD_SECONDS": "60",
+        }
+    )
+    assert (
+        on.worker_partition_concurrency,
+        on.worker_rate_limit,
+        on.worker_rate_period_seconds,
+    ) == (3, 100, 60.0)
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -123,6 +144,9 @@ def test_empty_values_mean_default() -> None:
         ({"POD_NAMESPACE": "-ns"}, "POD_NAMESPACE='-ns' is not a Kubernetes name"),
         ({"KUBERNETES_API_URL": "ftp://k8s"}, "KUBERNETES_API_URL='ftp://k8s' is not an http"),
         ({"DRAIN_MAX_REPLICAS": "0"}, "DRAIN_MAX_REPLICAS=0 is out of range"),
+        ({"WORKER_PARTITION_CONCURRENCY": "0"}, "WORKER_PARTITION_CONCURRENCY=0 is out of range"),
+        ({"WORKER_RATE_LIMIT": "many"}, "WORKER_RATE_LIMIT='many' is not an integer"),
+        ({"WORKER_RATE_PERIOD_SECONDS": "0"}, "WORKER_RATE_PERIOD_SECONDS=0.0 is out of range"),
         ({"DRAIN_INTERVAL_SECONDS": "soon"}, "DRAIN_INTERVAL_SECONDS='soon' is not a number"),
         (
             {"WORKER_HEARTBEAT_SECONDS": "10", "WORKER_DEAD_AFTER_SECONDS": "15"},

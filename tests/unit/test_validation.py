@@ -132,3 +132,19 @@ def test_bad_list_queries_are_400(query: str) -> None:
     with pytest.raises(ApiError) as err:
         parse_list_query(QueryParams(query))
     assert err.value.status == 400
+
+
+def test_partition_key_is_an_option_and_part_of_the_fingerprint() -> None:
+    plain = enqueue({"num_steps": 1})
+    keyed = enqueue({"num_steps": 1, "partition_key": "acme:eu/1"})
+    assert (plain.partition_key, keyed.partition_key) == (None, "acme:eu/1")
+    assert "partition_key" not in keyed.input
+    assert keyed.fingerprint() != plain.fingerprint()
+    assert keyed.fingerprint() != enqueue({"num_steps": 1, "partition_key": "other"}).fingerprint()
+
+
+@pytest.mark.parametrize("bad", ["", " a", "a b", "-a", "k" * 129, "é", 7, True, ["a"]])
+def test_bad_partition_keys_name_the_field(bad: Any) -> None:
+    with pytest.raises(ApiError) as err:
+        enqueue({"num_steps": 1, "partition_key": bad})
+    assert (err.value.status, err.value.field) == (422, "partition_key")

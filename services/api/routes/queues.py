@@ -1,4 +1,5 @@
-"""/api/queues: per queue, how many wait, how many run, and how old the oldest waiting one is."""
+"""/api/queues: per queue, how many wait, how many run, and how old the oldest waiting one is;
+of those waiting, how many could start now and what holds back the rest."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def queue_json(s: QueueStats, now_ms: int) -> dict[str, Any]:
         "global_concurrency": s.global_concurrency,
         "polling_interval_seconds": s.polling_interval_sec,
         "registered": s.registered,
+        "runnable": s.runnable,
+        "held": dict(s.held),
     }
 
 

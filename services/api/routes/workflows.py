@@ -28,8 +28,12 @@ from services.api.validation import (
     parse_typed_enqueue,
 )
 from services.common.catalogue import Catalogue, WorkflowType
-from services.common.dbos_internals import DBOSWorkflowIDInUseError, client_engine
-from services.common.names import WORKFLOW_QUEUE
+from services.common.dbos_internals import (
+    DBOSWorkflowIDInUseError,
+    client_engine,
+    enqueue_many,
+)
+from services.common.names import DEFAULT_PARTITION_KEY, WORKFLOW_QUEUE
 from services.common.settings import Settings
 from services.common.sql import WorkflowQueries, WorkflowRow
 
@@ -58,6 +62,9 @@ def enqueue_options(req: EnqueueRequest, workflow_id: str | None = None) -> Enqu
         # num_steps lets the list show "0 of N" before the first step runs; the fingerprint
         # tells an idempotent retry from a different request reusing the same key.
         "attributes": {"queue": req.type.queue, "request_fingerprint": req.fingerprint()},
+        # Always a key (DEFAULT_PARTITION_KEY when none is sent): a partitioned queue dequeues
+        # only keyed rows, and an unpartitioned one ignores the key.
+        "queue_partition_key": req.partition_key or DEFAULT_PARTITION_KEY,
     }
     if req.num_steps is not None:
         options["attributes"]["num_steps"] = req.num_steps
@@ -79,6 +86,24 @@ def enqueue_options(req: EnqueueRequest, workflow_id: str | None = None) -> Enqu
 def enqueue_request(client: DBOSClient, req: EnqueueRequest, workflow_id: str | None = None) -> str:
     handle: WorkflowHandle[Any] = client.enqueue(enqueue_options(req, workflow_id), **req.input)
     return handle.get_workflow_id()
+
+
+def write_group(client: DBOSClient, reqs: list[EnqueueRequest]) -> list[str]:
+    """Requests without an Idempotency-Key, in one transaction (the API's Coalescer groups the
+    concurrent ones; POST /api/workflows/batch sends its items when none has a key)."""
+    engine: sa.Engine = client_engine(client)
+    items = [(enqueue_options(r), r.input) for r in reqs]
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            return enqueue_many(client, conn, items)
+    # psycopg's pipeline mode: BEGIN, both INSERTs and COMMIT go out together and the results
+    # come back at COMMIT, one round trip where they took four.
+    with (
+        engine.connect() as conn,
+        conn.connection.driver_connection.pipeline(),  # type: ignore[union-attr]
+        conn.begin(),
+    ):
+        return enqueue_many(client, conn, items)
 
 
 def _check_replay(
@@ -138,7 +163,10 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
         replayed = _check_replay(
             await run_in_threadpool(queries.get_fingerprint, workflow_id), req.fingerprint()
         )
-    if not replayed:
+    if workflow_id is None:
+        # No key, so no id to collide with: grouped with concurrent requests (coalescer.py).
+        workflow_id = await request.app.state.coalescer.submit(req)
+    elif not replayed:
         try:
             workflow_id = await run_in_threadpool(enqueue_request, client, req, workflow_id)
         except DBOSWorkflowIDInUseError:
@@ -161,6 +189,7 @@ async def _enqueue_request(request: Request, req: EnqueueRequest) -> Response:
         "steps_completed": 0 if req.num_steps is not None else None,
         "num_steps": req.num_steps,
         "queue_name": req.type.queue,
+        "partition_key": req.partition_key or DEFAULT_PARTITION_KEY,
         "url": _location(workflow_id),
     }
     if replayed:
@@ -207,7 +236,10 @@ async def enqueue_batch(request: Request) -> Response:
     _, client, queries = _state(request)
     _require_json(request)
     items = parse_batch(parse_json_object(await request.body()), request.app.state.catalogue)
-    ids = await run_in_threadpool(_enqueue_batch, client, queries, items)
+    if all(key is None for _, key in items):
+        ids = await run_in_threadpool(write_group, client, [req for req, _ in items])
+    else:
+        ids = await run_in_threadpool(_enqueue_batch, client, queries, items)
     log.debug("batch enqueued", extra={"count": len(ids)})
     return JSONResponse({"workflow_ids": ids}, status_code=202)
 

@@ -36,6 +36,7 @@
     numSteps: $("num-steps"),
     stepSeconds: $("step-seconds"),
     priority: $("priority"),
+    partitionKey: $("partition-key"),
     enqueueButton: $("enqueue-button"),
     enqueueError: $("enqueue-error"),
     actionError: $("action-error"),
@@ -382,6 +383,9 @@
 
     const meta = [wf.workflow_name, wf.queue_name].filter((v) => typeof v === "string" && v);
     if (Number.isInteger(wf.priority) && wf.priority > 0) meta.push(`priority ${wf.priority}`);
+    if (typeof wf.partition_key === "string" && wf.partition_key !== "default") {
+      meta.push(`tenant ${wf.partition_key}`);
+    }
     setText(record.meta, meta.join(" · "));
 
     updateProgress(record, intOrNull(wf.steps_completed), intOrNull(wf.num_steps));
@@ -540,6 +544,8 @@
     if (seconds) body.step_seconds = Number(seconds);
     const priority = els.priority.value.trim();
     if (priority) body.priority = Number(priority);
+    const partitionKey = els.partitionKey.value.trim();
+    if (partitionKey) body.partition_key = partitionKey;
     // The API validates ranges and types and says what is wrong; we show its message.
     return { body };
   }
@@ -702,6 +708,11 @@
       else if (Number.isInteger(q.worker_concurrency)) {
         note = `concurrency ${q.worker_concurrency} per worker`;
       }
+      // Waiting work a per-tenant or rate limit holds back adds no workers: say how much.
+      const held = q.held && typeof q.held === "object" ? q.held : {};
+      const limited = ["partition_concurrency", "no_partition_key", "concurrency", "rate_limit"]
+        .reduce((sum, reason) => sum + (Number(held[reason]) || 0), 0);
+      if (limited > 0) note += `${note ? " · " : ""}${limited.toLocaleString()} held by a limit`;
       setText(record.note, note);
       record.card.classList.toggle("unregistered", q.registered === false);
     }
