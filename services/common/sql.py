@@ -56,15 +56,17 @@ _AFTER_CURSOR = (
 # workflow_input (the workflow_status columns of those names stay NULL on new rows, and hold them
 # only on rows written by older dbos versions): reading ws.error alone showed every failure
 # as `error: null`.
-_GET_ONE = """
+# A workflow's detail (GET /api/workflows/{id}, and the live streams' events, which carry the
+# same fields): everything but the WHERE clause.
+DETAIL_SELECT = """
 SELECT {columns}, COALESCE(wo.error, ws.error) AS error, COALESCE(wo.output, ws.output) AS output,
     COALESCE(wi.inputs, ws.inputs) AS inputs, ws.serialization, ws.forked_from
 FROM {s}workflow_status ws
 LEFT JOIN {s}workflow_events ev ON ev.workflow_uuid = ws.workflow_uuid AND ev.key = :event_key
 LEFT JOIN {s}workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
 LEFT JOIN {s}workflow_input wi ON wi.workflow_uuid = ws.workflow_uuid
-WHERE ws.workflow_uuid = :workflow_id
 """
+_GET_ONE = DETAIL_SELECT + "WHERE ws.workflow_uuid = :workflow_id\n"
 
 # Index-only on Postgres (idx_workflow_status_in_flight_v2 covers queue_name, status, created_at).
 _QUEUE_COUNTS = """

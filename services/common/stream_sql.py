@@ -14,14 +14,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from services.common.names import PROGRESS_EVENT
-from services.common.sql import WorkflowQueries, WorkflowRow, _to_row
+from services.common.sql import DETAIL_SELECT, WorkflowQueries, WorkflowRow, _to_row
 
-_BY_IDS = """
-SELECT {columns}, ws.error, ws.serialization
-FROM {s}workflow_status ws
-LEFT JOIN {s}workflow_events ev ON ev.workflow_uuid = ws.workflow_uuid AND ev.key = :event_key
-WHERE ws.workflow_uuid IN :ids
-"""
+# The detail's columns (the events carry what GET /api/workflows/{id} returns), many ids at once.
+_BY_IDS = DETAIL_SELECT + "WHERE ws.workflow_uuid IN :ids\n"
 
 # Postgres and SQLite both take this many bound values in one IN list with room to spare.
 MAX_IDS_PER_STATEMENT = 500

@@ -253,3 +253,29 @@ def test_watch_falls_back_to_polling_without_streams(
     assert watched.returncode == 0, watched.stderr
     assert watched.stdout == "wf-9\tSUCCESS\t2/2\n"
     assert [c for c in calls if c[0] == "get"] == [("get", "wf-9")] * 3
+
+
+def test_retry_and_fork_against_the_real_api(stack: Stack) -> None:
+    base = stack.base_url
+    failing = qw(base, "enqueue", "--type", "fail-after", "--input",
+                 '{"num_steps": 2, "fail_after_steps": 1, "step_seconds": 0.05}')  # fmt: skip
+    assert failing.returncode == 0, failing.stderr
+    failed_id = failing.stdout.strip()
+    assert qw(base, "watch", failed_id, "--poll-seconds", "0.1").returncode == 1
+    retried = qw(base, "retry", failed_id)
+    assert retried.returncode == 0, retried.stderr
+    retry_id = retried.stdout.strip()
+    assert retry_id != failed_id
+    # The same code fails the same way: the retry ends ERROR too, and watch says so.
+    assert qw(base, "watch", retry_id, "--poll-seconds", "0.1").returncode == 1
+
+    done = qw(base, "enqueue", "--num-steps", "3", "--step-seconds", "0.05")
+    done_id = done.stdout.strip()
+    assert qw(base, "watch", done_id, "--poll-seconds", "0.1").returncode == 0
+    forked = qw(base, "fork", done_id, "--start-step", "2", "--output", "json")
+    assert forked.returncode == 0, forked.stderr
+    body = json.loads(forked.stdout)
+    assert body["forked_from"] == done_id
+    assert body["start_step"] == 2
+    assert qw(base, "watch", body["workflow_id"], "--poll-seconds", "0.1").returncode == 0
+    assert qw(base, "retry", done_id).returncode == 5  # a SUCCESS workflow is not retried
