@@ -17,30 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.names import WORKFLOW_QUEUE
-from tests.conftest import running_stack
 from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
-
-
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    with running_stack(request, request.param, workdir, MAX_NUM_STEPS="50") as s:
-        yield s
-
-
-@pytest.fixture
-def http(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def spec(stack: Stack) -> dict[str, Any]:
-    with stack.client() as client:
-        body: dict[str, Any] = client.get("/openapi.json").json()
-    return body
 
 
 def row_count(stack: Stack) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,8 @@ import sqlalchemy as sa
 
 from services.common.names import WORKFLOW_QUEUE
 from services.common.sql import create_engine
-from tests.conftest import running_stack
 from tests.integration.test_api import assert_matches, row_count
 from tests.support import Stack, enqueue, wait_for, wait_status, wait_steps
-
-
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp(f"ops-{request.param}")
-    with running_stack(request, request.param, workdir, MAX_NUM_STEPS="50") as s:
-        yield s
-
-
-@pytest.fixture
-def http(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def spec(stack: Stack) -> dict[str, Any]:
-    with stack.client() as client:
-        body: dict[str, Any] = client.get("/openapi.json").json()
-    return body
 
 
 def fail_after(http: httpx.Client, steps: int = 3, fail_after_steps: int = 2, **extra: Any) -> str:

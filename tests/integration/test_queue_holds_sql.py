@@ -9,28 +9,11 @@ tests/integration/test_fairness.py checks the same figures against a real worker
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowHandle
 
-from services.common.names import APP_NAME
-from services.common.sql import WorkflowQueries, create_engine
-
-
-@pytest.fixture
-def queries(database_url: str) -> Iterator[WorkflowQueries]:
-    q = WorkflowQueries(create_engine(database_url))
-    yield q
-    q.engine.dispose()
-
-
-@pytest.fixture
-def client(database_url: str) -> Iterator[DBOSClient]:
-    c = DBOSClient(system_database_url=database_url, application_name=APP_NAME)
-    yield c
-    c.destroy()
+from services.common.sql import WorkflowQueries
 
 
 def _enqueue(client: DBOSClient, queue: str, key: str | None, **options: object) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -11,24 +10,10 @@ from dbos import DBOSClient, WorkflowHandle
 
 from services.common import sql, stream_sql
 from services.common.dbos_internals import DBOSPortableJSON, DefaultSerializer
-from services.common.names import APP_NAME, PROGRESS_EVENT, WORKFLOW_QUEUE
+from services.common.names import PROGRESS_EVENT, WORKFLOW_QUEUE
 from services.common.sql import WorkflowQueries, create_engine
 from services.common.stream_sql import StreamQueries
 from services.common.workflow_types import QUEUES as KNOWN_QUEUES
-
-
-@pytest.fixture
-def queries(database_url: str) -> Iterator[WorkflowQueries]:
-    q = WorkflowQueries(create_engine(database_url))
-    yield q
-    q.engine.dispose()
-
-
-@pytest.fixture
-def client(database_url: str) -> Iterator[DBOSClient]:
-    c = DBOSClient(system_database_url=database_url, application_name=APP_NAME)
-    yield c
-    c.destroy()
 
 
 def _enqueue(client: DBOSClient, n: int, queue: str = WORKFLOW_QUEUE) -> str:
