@@ -31,18 +31,23 @@ def worst_case(
 
 
 def test_worker_pool_matches_the_workers_own_default() -> None:
-    for concurrency in (1, 10, 37):
+    for concurrency in (1, 10, 23):
         rendered = render(set_values={"worker.concurrency": str(concurrency)})
         worker = rendered.get("Deployment", name("worker"))
         env = env_of(container(worker["spec"]["template"]["spec"], "worker"))
         assert env["WORKER_DB_POOL_SIZE"]["value"] == str(default_dbos_pool_size(concurrency))
 
 
-def test_in_cluster_postgres_is_sized_to_the_budget() -> None:
-    rendered = render()
-    pg = rendered.get("Deployment", name("postgres"))
-    args = container(pg["spec"]["template"]["spec"], "postgres")["args"]
-    assert args == ["postgres", "-c", f"max_connections={worst_case() + 10}"]
+def test_in_cluster_postgres_has_a_fixed_limit_the_budget_is_checked_against() -> None:
+    # Fixed, not derived from the workers' values: changing them must not restart the database.
+    for values in ({}, {"worker.concurrency": "3", "worker.autoscaling.maxReplicas": "4"}):
+        pg = render(set_values=values).get("Deployment", name("postgres"))
+        args = container(pg["spec"]["template"]["spec"], "postgres")["args"]
+        assert args == ["postgres", "-c", "max_connections=300"]
+    assert worst_case() <= 300 - 10  # the defaults fit
+    over = helm(*template_args(set_values={"worker.autoscaling.maxReplicas": "40"}), check=False)
+    assert over.returncode != 0
+    assert "postgres.maxConnections 300" in over.stderr
 
 
 @pytest.mark.parametrize(

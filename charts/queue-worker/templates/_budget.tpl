@@ -46,10 +46,11 @@ kind that can exist at once, a rolling update's maxSurge (25%) included.
 {{- dict "perWorker" $perWorker "workerPods" $workerPods "drainPods" $drainPods "drainer" $drainer "apiPods" $apiPods "perApi" (int $v.api.dbPoolSize) "migrations" $migrations "pinned" $pinned "poolMin" $poolMin "total" $total | toJson }}
 {{- end }}
 
-{{/* max_connections of the in-cluster Postgres: the budget plus the reserved connections. */}}
+{{/* max_connections of the in-cluster Postgres: a fixed value, postgres.maxConnections, so that
+changing the workers' values never restarts (and, without persistence, empties) the database; the
+budget is checked against it like an external server's. */}}
 {{- define "queue-worker.postgresMaxConnections" -}}
-{{- $b := include "queue-worker.connectionBudget" . | fromJson }}
-{{- add (int $b.total) (int .Values.database.reservedConnections) }}
+{{- int .Values.postgres.maxConnections }}
 {{- end }}
 
 {{/* Refuse to render a release whose worst case passes the external server's max_connections. */}}
@@ -63,8 +64,12 @@ kind that can exist at once, a rolling update's maxSurge (25%) included.
 {{- if and (gt $max 0) (gt (int $b.total) $room) }}
 {{- fail (printf "Postgres connection budget exceeded: at worst this release holds %d connections (PgBouncer's database.poolerServerConnections %d + migrations %d, which connect directly), but database.maxConnections %d - database.reservedConnections %d leaves %d. Lower PgBouncer's pool_size and database.poolerServerConnections with it, or raise database.maxConnections to your server's real max_connections" (int $b.total) (int $v.database.poolerServerConnections) (int $b.migrations) $max (int $v.database.reservedConnections) $room) }}
 {{- end }}
-{{- else if and (not $v.postgres.enabled) (gt $max 0) (gt (int $b.total) $room) }}
-{{- fail (printf "Postgres connection budget exceeded: at worst this release holds %d connections (%d worker pods incl. rolling-update surge + %d drain pods, %d each; %d API pods x api.dbPoolSize %d; drainer %d; migrations %d), but database.maxConnections %d - database.reservedConnections %d leaves %d. Lower worker.autoscaling.maxReplicas (or worker.replicas), worker.concurrency or worker.dbPoolSize, worker.drain.maxReplicas, api.replicas or api.dbPoolSize; or raise database.maxConnections to your server's real max_connections; or put PgBouncer in front (docs/kubernetes.md, \"Connection budget\")" (int $b.total) (int $b.workerPods) (int $b.drainPods) (int $b.perWorker) (int $b.apiPods) (int $b.perApi) (int $b.drainer) (int $b.migrations) $max (int $v.database.reservedConnections) $room) }}
+{{- else }}
+{{- $maxName := "database.maxConnections" }}
+{{- if $v.postgres.enabled }}{{ $max = int $v.postgres.maxConnections }}{{ $maxName = "postgres.maxConnections" }}{{ $room = sub $max (int $v.database.reservedConnections) }}{{ end }}
+{{- if and (gt $max 0) (gt (int $b.total) $room) }}
+{{- fail (printf "Postgres connection budget exceeded: at worst this release holds %d connections (%d worker pods incl. rolling-update surge + %d drain pods, %d each; %d API pods x api.dbPoolSize %d; drainer %d; migrations %d), but %s %d - database.reservedConnections %d leaves %d. Lower worker.autoscaling.maxReplicas (or worker.replicas), worker.concurrency or worker.dbPoolSize, worker.drain.maxReplicas, api.replicas or api.dbPoolSize; or raise database.maxConnections to your server's real max_connections; or put PgBouncer in front (docs/kubernetes.md, \"Connection budget\")" (int $b.total) (int $b.workerPods) (int $b.drainPods) (int $b.perWorker) (int $b.apiPods) (int $b.perApi) (int $b.drainer) (int $b.migrations) $maxName $max (int $v.database.reservedConnections) $room) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
